@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Fewshot's one entry point.
+#   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
+#   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
+#   ./build.sh bench   measure speed (see README, "Performance")
+#   ./build.sh wasm | weights | deps   the steps on their own
+# It installs what is missing itself, pinned, and says so in one line each.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+
+WEIGHTS_NAME=mobilenet_v2_1.0_224_quant.tflite
+WEIGHTS_SHA256=7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776
+WEIGHTS_URL=https://raw.githubusercontent.com/google-coral/test_data/104342d2d3480b3e66203073dac24f4e2dbb4c41/$WEIGHTS_NAME
+BINARYEN_VERSION=132.0.0
+PORT=${PORT:-8080}
+TOOLS=$ROOT/target/tools
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Debian packages, when missing and when we may install them.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    return 1
+  fi
+  say "installing ${missing[*]} (apt)"
+  if [ -z "${FEWSHOT_APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null; export FEWSHOT_APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || { say "Rust is missing: install it with rustup first"; exit 1; }
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "installing the wasm32-unknown-unknown target (rustup)"
+    rustup target add wasm32-unknown-unknown >/dev/null
+  fi
+}
+
+# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
+ensure_wasm_bindgen() {
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+  if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (cargo install, ~2 min)"
+    # --locked fails for 0.2.130 (a yanked dependency in its lock file).
+    cargo install -q wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+}
+
+ensure_wasm_opt() {
+  if [ ! -x "$TOOLS/node_modules/.bin/wasm-opt" ]; then
+    ensure_node
+    say "installing binaryen $BINARYEN_VERSION (wasm-opt, npm)"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+  fi
+}
+
+ensure_test_tools() {
+  apt_install chromium mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
+  ensure_node
+  if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+    say "installing playwright-core (npm, from tests/e2e/package-lock.json)"
+    npm ci --silent --no-audit --no-fund --prefix tests/e2e >/dev/null
+  fi
+}
+
+# The backbone beside the page: upstream with a sha256 check, else $FEWSHOT_WEIGHTS or ../shared.
+weights() {
+  local dest=www/weights/$WEIGHTS_NAME
+  mkdir -p www/weights
+  if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$WEIGHTS_SHA256" ]; then return 0; fi
+  say "fetching the backbone weights"
+  if curl -fsSL --max-time 60 -o "$dest.part" "$WEIGHTS_URL" 2>/dev/null && [ "$(sha256_of "$dest.part")" = "$WEIGHTS_SHA256" ]; then
+    mv "$dest.part" "$dest"
+    return 0
+  fi
+  rm -f "$dest.part"
+  for candidate in "${FEWSHOT_WEIGHTS:-}" ../shared/weights/$WEIGHTS_NAME; do
+    if [ -n "$candidate" ] && [ -f "$candidate" ]; then
+      if [ "$(sha256_of "$candidate")" != "$WEIGHTS_SHA256" ]; then
+        say "warning: $candidate has sha256 $(sha256_of "$candidate"), not $WEIGHTS_SHA256"
+      fi
+      say "no download; using $candidate"
+      cp "$candidate" "$dest"
+      return 0
+    fi
+  done
+  say "cannot get the weights: no network, no \$FEWSHOT_WEIGHTS, no ../shared/weights/$WEIGHTS_NAME"
+  exit 1
+}
+
+# The wasm module, its JS glue and the weights under www/.
+wasm() {
+  ensure_rust
+  ensure_wasm_bindgen
+  ensure_wasm_opt
+  weights
+  say "building the wasm module (release; a clean build takes ~10 min on 2 cores)"
+  # A cdylib alone, so that LTO applies (with the rlib beside it, it is skipped).
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
+    cargo rustc -q --lib --profile wasm --target wasm32-unknown-unknown --no-default-features --crate-type cdylib
+  rm -rf www/pkg
+  wasm-bindgen --target web --remove-name-section --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
+  "$TOOLS/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
+  say "www/pkg/fewshot_bg.wasm: $(stat -c %s www/pkg/fewshot_bg.wasm) bytes, $(gzip -9c www/pkg/fewshot_bg.wasm | wc -c) gzipped"
+}
+
+serve() {
+  wasm
+  ensure_node
+  say "serving www/ on http://127.0.0.1:$PORT (Ctrl-C stops)"
+  exec node tests/e2e/serve.mjs www "$PORT"
+}
+
+test_all() {
+  local started=$SECONDS
+  ensure_test_tools
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  say "native tests (CPU device, and wgpu on Mesa lavapipe)"
+  cargo test -q --all-targets
+  wasm
+  say "page tests in headless Chromium"
+  node --test --test-concurrency=1 tests/e2e/
+  say "all tests passed in $((SECONDS - started)) s"
+}
+
+bench() {
+  ensure_test_tools
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  say "native: fewshot bench"
+  cargo run -q --release -- bench
+  wasm
+  say "browser: tests/e2e/bench.mjs"
+  node tests/e2e/bench.mjs
+}
+
+case "${1:-}" in
+  serve) serve ;;
+  test) test_all ;;
+  bench) bench ;;
+  wasm) wasm ;;
+  weights) weights ;;
+  deps) ensure_rust; ensure_wasm_bindgen; ensure_wasm_opt; ensure_test_tools ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

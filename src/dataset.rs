@@ -1,0 +1,148 @@
+//! Labelled embeddings collected from a person's photos, and the stratified held-out split.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::EMBEDDING_DIM;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// Fraction of each class held out to measure the head on photos it was not trained on.
+pub const HOLDOUT_FRACTION: f64 = 0.15;
+/// A held-out split is made only when every class has at least this many photos.
+pub const MIN_PHOTOS_FOR_HOLDOUT: usize = 5;
+
+/// Embeddings with the index of their class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Dataset {
+    pub labels: Vec<String>,
+    /// `[n * 1280]`, one embedding after the other.
+    pub embeddings: Vec<f32>,
+    pub targets: Vec<usize>,
+}
+
+impl Dataset {
+    pub fn new(labels: Vec<String>) -> Self {
+        Dataset { labels, embeddings: vec![], targets: vec![] }
+    }
+
+    /// Add one embedding of class `target`.
+    pub fn push(&mut self, embedding: &[f32], target: usize) -> Result<()> {
+        if embedding.len() != EMBEDDING_DIM {
+            return Err(Error::BadConfig(format!("an embedding has {} values, not {EMBEDDING_DIM}", embedding.len())));
+        }
+        if target >= self.labels.len() {
+            return Err(Error::BadConfig(format!("class index {target} but only {} classes", self.labels.len())));
+        }
+        self.embeddings.extend_from_slice(embedding);
+        self.targets.push(target);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    pub fn embedding(&self, i: usize) -> &[f32] {
+        &self.embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
+    }
+
+    /// Photos per class.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.labels.len()];
+        self.targets.iter().for_each(|&t| counts[t] += 1);
+        counts
+    }
+
+    /// Refuse what cannot be trained: fewer than two classes with photos, or an empty class.
+    pub fn check_trainable(&self) -> Result<()> {
+        let counts = self.counts();
+        let with_photos = counts.iter().filter(|&&c| c > 0).count();
+        if with_photos < 2 {
+            return Err(Error::TooFewClasses { with_photos });
+        }
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            return Err(Error::EmptyClass(self.labels[empty].clone()));
+        }
+        if self.embeddings.len() != self.targets.len() * EMBEDDING_DIM {
+            return Err(Error::BadConfig("embeddings and labels differ in number".into()));
+        }
+        Ok(())
+    }
+
+    /// Indices for training and for the held-out check: per class, 15 % (at least one photo)
+    /// is held out when every class has enough photos; otherwise everything trains.
+    pub fn split(&self, seed: u64) -> Split {
+        let counts = self.counts();
+        let mut rng = Rng::new(seed ^ SPLIT_SEED);
+        let mut split = Split::default();
+        let holdout = counts.iter().all(|&c| c >= MIN_PHOTOS_FOR_HOLDOUT);
+        for class in 0..self.labels.len() {
+            let mut members: Vec<usize> = (0..self.len()).filter(|&i| self.targets[i] == class).collect();
+            rng.shuffle(&mut members);
+            let held = if holdout {
+                ((members.len() as f64 * HOLDOUT_FRACTION).round() as usize).max(1)
+            } else {
+                0
+            };
+            split.held_out.extend_from_slice(&members[..held]);
+            split.train.extend_from_slice(&members[held..]);
+        }
+        split.train.sort_unstable();
+        split.held_out.sort_unstable();
+        split
+    }
+}
+
+/// A constant mixed into the split's seed so that it differs from the shuffle's.
+const SPLIT_SEED: u64 = 0x5eed_5e1f;
+
+/// Indices into a [`Dataset`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub held_out: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(counts: &[usize]) -> Dataset {
+        let mut d = Dataset::new(counts.iter().enumerate().map(|(i, _)| format!("c{i}")).collect());
+        for (class, &n) in counts.iter().enumerate() {
+            for _ in 0..n {
+                d.push(&[0.0; EMBEDDING_DIM], class).unwrap();
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn split_is_stratified_and_deterministic() {
+        let d = dataset(&[20, 7, 5]);
+        let s = d.split(1);
+        let held: Vec<usize> = (0..3).map(|c| s.held_out.iter().filter(|&&i| d.targets[i] == c).count()).collect();
+        assert_eq!(held, vec![3, 1, 1]);
+        assert_eq!(s.train.len() + s.held_out.len(), 32);
+        assert_eq!(s, d.split(1));
+        assert_ne!(s, d.split(2));
+    }
+
+    #[test]
+    fn small_classes_train_on_everything() {
+        let s = dataset(&[20, 4]).split(0);
+        assert!(s.held_out.is_empty());
+        assert_eq!(s.train.len(), 24);
+    }
+
+    #[test]
+    fn untrainable_sets_are_refused() {
+        assert_eq!(dataset(&[5]).check_trainable(), Err(Error::TooFewClasses { with_photos: 1 }));
+        assert_eq!(dataset(&[5, 0, 3]).check_trainable(), Err(Error::EmptyClass("c1".into())));
+        assert!(dataset(&[5, 3]).check_trainable().is_ok());
+    }
+}

@@ -1,0 +1,138 @@
+//! The engine: the backbone on a device, turning preprocessed photos into embeddings, and a
+//! trained [`Classifier`] turning embeddings into predictions. Shared by the CLI and the page.
+
+use burn::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::backbone::{Backbone, EMBEDDING_DIM, IMAGENET_CLASSES, KNOWN_SHA256};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::evaluate::Evaluation;
+use crate::head::Head;
+use crate::model::{Model, ModelInfo};
+use crate::predict::{softmax, top_k, Prediction};
+use crate::preprocess::{INPUT_LEN, INPUT_SIDE};
+
+/// The frozen backbone on its device.
+pub struct Engine {
+    backbone: Backbone,
+    device: Device,
+    /// sha256 of the weights file, hex.
+    pub weights_sha256: String,
+}
+
+impl Engine {
+    /// Load the backbone from the bytes of its `.tflite` file onto `device`.
+    pub fn new(weights: &[u8], device: Device) -> Result<Self> {
+        let backbone = Backbone::from_tflite(weights, &device)?;
+        Ok(Engine { backbone, device, weights_sha256: sha256_hex(weights) })
+    }
+
+    /// Whether the weights are the published MobileNetV2 file; a warning, not an error, since
+    /// a file of the same architecture works.
+    pub fn weights_warning(&self) -> Option<String> {
+        (self.weights_sha256 != KNOWN_SHA256).then(|| {
+            format!(
+                "the weights file's sha256 is {}, not the published {KNOWN_SHA256}: embeddings will differ from other Fewshot installs",
+                self.weights_sha256
+            )
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeddings of preprocessed photos (each `[3, 224, 224]`, see [`crate::preprocess`]),
+    /// one after the other in a `[n * 1280]` vector. Reads back once, asynchronously.
+    pub async fn embed(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
+        let embeddings = self.backbone.embed(self.input(photos)?);
+        read(embeddings).await
+    }
+
+    /// The backbone's own ImageNet probabilities, `[n * 1001]`.
+    pub async fn imagenet(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
+        let logits = self.backbone.imagenet_logits(self.backbone.embed(self.input(photos)?));
+        let logits = read(logits).await?;
+        Ok(logits.chunks(IMAGENET_CLASSES).flat_map(softmax).collect())
+    }
+
+    /// Run one photo through the backbone so that shaders are compiled before the first real
+    /// photo arrives.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.embed(&[vec![0.0; INPUT_LEN]]).await.map(|_| ())
+    }
+
+    /// # Shapes
+    ///   - Output [n, 3, 224, 224]
+    fn input(&self, photos: &[Vec<f32>]) -> Result<Tensor<4>> {
+        if photos.is_empty() || photos.iter().any(|p| p.len() != INPUT_LEN) {
+            return Err(Error::BadConfig(format!("expected 1 or more preprocessed photos of {INPUT_LEN} values")));
+        }
+        let flat: Vec<f32> = photos.concat();
+        Ok(Tensor::from_data(TensorData::new(flat, [photos.len(), 3, INPUT_SIDE, INPUT_SIDE]), &self.device))
+    }
+}
+
+/// Read a tensor back to the CPU without blocking (the only way that works on WebGPU).
+async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor.into_data_async().await.map_err(|e| Error::Gpu(format!("reading results back failed: {e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| Error::Gpu(format!("unexpected result type: {e:?}")))
+}
+
+/// Hex sha256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A trained head with its labels, ready to predict. Runs on the CPU device: a head is a
+/// single small matrix product.
+pub struct Classifier {
+    pub model: Model,
+    head: Head,
+}
+
+impl Classifier {
+    pub fn new(model: Model) -> Self {
+        let head = Head::from_weights(&model.head, &Device::flex());
+        Classifier { model, head }
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.model.info
+    }
+
+    /// All classes with their probabilities, most likely first, for each of `[n * 1280]`
+    /// embeddings.
+    pub fn predict(&self, embeddings: &[f32]) -> Result<Vec<Vec<Prediction>>> {
+        let probabilities = self.probabilities(embeddings)?;
+        let labels = &self.model.info.labels;
+        Ok(probabilities.chunks(labels.len()).map(|p| top_k(p, labels, labels.len())).collect())
+    }
+
+    /// Accuracy, per-class figures and confusion on labelled embeddings whose labels are
+    /// this model's.
+    pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
+        if data.labels != self.model.info.labels {
+            return Err(Error::BadConfig("the test photos' classes differ from the model's".into()));
+        }
+        let k = data.labels.len();
+        let predicted: Vec<usize> = self
+            .probabilities(&data.embeddings)?
+            .chunks(k)
+            .map(|p| top_k(p, &data.labels, 1)[0].class)
+            .collect();
+        Ok(Evaluation::new(&data.labels, &data.targets, &predicted))
+    }
+
+    fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
+        if embeddings.is_empty() || embeddings.len() % EMBEDDING_DIM != 0 {
+            return Err(Error::BadConfig(format!("embeddings must be a multiple of {EMBEDDING_DIM} values")));
+        }
+        let n = embeddings.len() / EMBEDDING_DIM;
+        let x = Tensor::from_data(TensorData::new(embeddings.to_vec(), [n, EMBEDDING_DIM]), &Device::flex());
+        let logits = self.head.forward(x);
+        let logits: Vec<f32> = logits.into_data().try_into_vec().map_err(|e| Error::Gpu(format!("{e:?}")))?;
+        Ok(logits.chunks(self.model.info.labels.len()).flat_map(softmax).collect())
+    }
+}

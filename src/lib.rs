@@ -1,0 +1,29 @@
+//! Fewshot: teach an image classifier new categories from a few photos, on your own device.
+//!
+//! A photo's path through the crate, one module a step:
+//! [`preprocess`] (RGBA → 224x224, [-1, 1]) → [`backbone`] (MobileNetV2 → 1280-d embedding) →
+//! [`head`] (trained by [`train`] on a [`dataset`] of embeddings) → [`predict`]
+//! (probabilities per class), with [`evaluate`] for figures and [`model`] for the file a trained
+//! classifier is saved in. [`engine`] ties them together for the CLI (`src/main.rs`) and the
+//! page (`web.rs`, the only wasm-specific module).
+
+pub mod backbone;
+pub mod dataset;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod decode;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod evaluate;
+pub mod head;
+pub mod model;
+pub mod predict;
+pub mod preprocess;
+pub mod rng;
+pub mod train;
+
+#[cfg(target_family = "wasm")]
+mod web;
+
+pub use engine::{Classifier, Engine};
+pub use error::{Error, Result};

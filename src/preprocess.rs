@@ -1,0 +1,275 @@
+//! RGBA pixels of any size → the backbone's input: a 224x224 RGB square scaled to [-1, 1].
+//!
+//! The square is the centre crop of the photo (default) or the whole photo padded to a square
+//! (`Framing::Pad`, for things that fill the frame unevenly). Resizing is bilinear with the
+//! filter widened when shrinking, as PIL's `Image.resize(..., BILINEAR)` does, so that the
+//! embeddings match the reference pipeline that produced `../shared/fixtures`. Transparent
+//! pixels are laid on white.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Side of the square the backbone sees.
+pub const INPUT_SIDE: usize = 224;
+/// Values per preprocessed photo: `[3, 224, 224]`.
+pub const INPUT_LEN: usize = 3 * INPUT_SIDE * INPUT_SIDE;
+/// Smallest width or height accepted.
+pub const MIN_SIDE: u32 = 16;
+/// Largest photo accepted, in pixels (a 64-megapixel RGBA buffer is 256 MB).
+pub const MAX_PIXELS: u64 = 64_000_000;
+
+/// How a photo that is not square becomes a square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framing {
+    /// Keep the largest centred square; the edges of long photos are cut.
+    #[default]
+    Crop,
+    /// Keep the whole photo and fill the rest of the square with grey.
+    Pad,
+}
+
+/// A photo as RGBA bytes, row-major, 4 bytes a pixel.
+#[derive(Debug, Clone, Copy)]
+pub struct Rgba<'a> {
+    pub pixels: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<'a> Rgba<'a> {
+    /// Check the buffer and the size.
+    pub fn new(pixels: &'a [u8], width: u32, height: u32) -> Result<Self> {
+        if width as u64 * height as u64 > MAX_PIXELS {
+            return Err(Error::ImageTooLarge { width, height });
+        }
+        if pixels.len() != width as usize * height as usize * 4 {
+            return Err(Error::BadPixels { width, height, got: pixels.len() });
+        }
+        if width < MIN_SIDE || height < MIN_SIDE {
+            return Err(Error::ImageTooSmall { width, height });
+        }
+        Ok(Rgba { pixels, width, height })
+    }
+}
+
+/// Options of the way photos are turned into the backbone's input.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Preprocess {
+    pub framing: Framing,
+    /// Mirror left-right (an augmentation).
+    #[serde(default)]
+    pub flip: bool,
+    /// Zoom in on the centre by this fraction of the side (0 = none; an augmentation).
+    #[serde(default)]
+    pub zoom: f32,
+}
+
+impl Preprocess {
+    /// The photo as `[3, 224, 224]` floats, `(x - 127.5) / 127.5`, channel-major.
+    pub fn apply(&self, image: Rgba) -> Vec<f32> {
+        let rgb = to_rgb_on_white(image);
+        let (w, h) = (image.width as usize, image.height as usize);
+        let mut square = vec![0.0f32; INPUT_SIDE * INPUT_SIDE * 3];
+        match self.framing {
+            Framing::Crop => {
+                let side = w.min(h) as f64 * (1.0 - self.zoom.clamp(0.0, 0.9) as f64);
+                let region = Region {
+                    x0: (w as f64 - side) / 2.0,
+                    y0: (h as f64 - side) / 2.0,
+                    width: side,
+                    height: side,
+                };
+                // PIL crops on whole pixels: ((w - s) // 2, (h - s) // 2).
+                let region = if self.zoom == 0.0 { region.floor_origin() } else { region };
+                resize_into(&rgb, w, h, region, &mut square, INPUT_SIDE, INPUT_SIDE, INPUT_SIDE);
+            }
+            Framing::Pad => {
+                square.iter_mut().for_each(|v| *v = 127.5);
+                let scale = INPUT_SIDE as f64 / w.max(h) as f64;
+                let out_w = ((w as f64 * scale).round() as usize).clamp(1, INPUT_SIDE);
+                let out_h = ((h as f64 * scale).round() as usize).clamp(1, INPUT_SIDE);
+                let mut resized = vec![0.0f32; out_w * out_h * 3];
+                let region = Region { x0: 0.0, y0: 0.0, width: w as f64, height: h as f64 };
+                resize_into(&rgb, w, h, region, &mut resized, out_w, out_h, out_w);
+                let (left, top) = ((INPUT_SIDE - out_w) / 2, (INPUT_SIDE - out_h) / 2);
+                for y in 0..out_h {
+                    let dst = ((top + y) * INPUT_SIDE + left) * 3;
+                    square[dst..dst + out_w * 3].copy_from_slice(&resized[y * out_w * 3..(y + 1) * out_w * 3]);
+                }
+            }
+        }
+        to_chw_normalised(&square, self.flip)
+    }
+}
+
+/// The stored 224x224 RGB bytes of a fixture, as the backbone's input.
+pub fn from_rgb224(rgb: &[u8]) -> Result<Vec<f32>> {
+    if rgb.len() != INPUT_SIDE * INPUT_SIDE * 3 {
+        return Err(Error::BadPixels { width: 224, height: 224, got: rgb.len() * 4 / 3 });
+    }
+    let rgb: Vec<f32> = rgb.iter().map(|&v| v as f32).collect();
+    Ok(to_chw_normalised(&rgb, false))
+}
+
+/// HWC RGB in [0, 255] → CHW in [-1, 1], mirrored if asked.
+fn to_chw_normalised(rgb: &[f32], flip: bool) -> Vec<f32> {
+    let plane = INPUT_SIDE * INPUT_SIDE;
+    let mut out = vec![0.0; INPUT_LEN];
+    for y in 0..INPUT_SIDE {
+        for x in 0..INPUT_SIDE {
+            let src_x = if flip { INPUT_SIDE - 1 - x } else { x };
+            let src = (y * INPUT_SIDE + src_x) * 3;
+            for c in 0..3 {
+                out[c * plane + y * INPUT_SIDE + x] = (rgb[src + c] - 127.5) / 127.5;
+            }
+        }
+    }
+    out
+}
+
+/// RGB floats with transparency composited onto white.
+fn to_rgb_on_white(image: Rgba) -> Vec<f32> {
+    let mut rgb = Vec::with_capacity(image.width as usize * image.height as usize * 3);
+    for px in image.pixels.chunks_exact(4) {
+        let alpha = px[3] as f32 / 255.0;
+        for &v in &px[..3] {
+            rgb.push(v as f32 * alpha + 255.0 * (1.0 - alpha));
+        }
+    }
+    rgb
+}
+
+/// A rectangle of the source photo, in pixels.
+#[derive(Clone, Copy)]
+struct Region {
+    x0: f64,
+    y0: f64,
+    width: f64,
+    height: f64,
+}
+
+impl Region {
+    fn floor_origin(self) -> Self {
+        Region { x0: self.x0.floor(), y0: self.y0.floor(), width: self.width.floor(), height: self.height.floor() }
+    }
+}
+
+/// Resize `region` of an HWC RGB image into the top-left `out_w` x `out_h` of `out`
+/// (row stride `out_stride` pixels): separable, horizontal pass first.
+#[allow(clippy::too_many_arguments)]
+fn resize_into(rgb: &[f32], w: usize, h: usize, region: Region, out: &mut [f32], out_w: usize, out_h: usize, out_stride: usize) {
+    let cols = coefficients(region.x0, region.width, w, out_w);
+    let rows = coefficients(region.y0, region.height, h, out_h);
+    let (row_min, row_max) = rows
+        .iter()
+        .fold((usize::MAX, 0), |(lo, hi), (start, k)| (lo.min(*start), hi.max(start + k.len())));
+    // Horizontal pass over the rows the vertical pass will read: [rows, out_w, 3].
+    let mut horizontal = vec![0.0f32; (row_max - row_min) * out_w * 3];
+    for y in row_min..row_max {
+        let src_row = &rgb[y * w * 3..(y + 1) * w * 3];
+        let dst_row = &mut horizontal[(y - row_min) * out_w * 3..(y - row_min + 1) * out_w * 3];
+        for (x, (start, weights)) in cols.iter().enumerate() {
+            let mut acc = [0.0f32; 3];
+            for (i, weight) in weights.iter().enumerate() {
+                let p = (start + i) * 3;
+                acc[0] += src_row[p] * weight;
+                acc[1] += src_row[p + 1] * weight;
+                acc[2] += src_row[p + 2] * weight;
+            }
+            dst_row[x * 3..x * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+    for (y, (start, weights)) in rows.iter().enumerate() {
+        let dst = &mut out[y * out_stride * 3..(y * out_stride + out_w) * 3];
+        dst.iter_mut().for_each(|v| *v = 0.0);
+        for (i, weight) in weights.iter().enumerate() {
+            let src = &horizontal[(start + i - row_min) * out_w * 3..(start + i - row_min + 1) * out_w * 3];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += s * weight;
+            }
+        }
+    }
+}
+
+/// For each output pixel, the first source pixel it reads and the weights of the pixels from
+/// there: a triangle filter stretched by the scale when shrinking (PIL's `precompute_coeffs`).
+fn coefficients(start: f64, length: f64, size: usize, out: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = length / out as f64;
+    let filter_scale = scale.max(1.0);
+    let support = filter_scale;
+    (0..out)
+        .map(|i| {
+            let center = start + (i as f64 + 0.5) * scale;
+            let lo = ((center - support + 0.5).floor().max(0.0) as usize).min(size - 1);
+            let hi = ((center + support + 0.5).floor() as usize).clamp(lo + 1, size);
+            let mut weights: Vec<f64> = (lo..hi)
+                .map(|x| (1.0 - ((x as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            if total > 0.0 {
+                weights.iter_mut().for_each(|w| *w /= total);
+            } else {
+                weights.iter_mut().for_each(|w| *w = 0.0);
+                weights[0] = 1.0;
+            }
+            (lo, weights.into_iter().map(|w| w as f32).collect())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn solid(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u8> {
+        rgba.iter().copied().cycle().take((w * h * 4) as usize).collect()
+    }
+
+    #[test]
+    fn output_is_chw_in_minus_one_to_one() {
+        let pixels = solid(300, 200, [255, 0, 127, 255]);
+        let x = Preprocess::default().apply(Rgba::new(&pixels, 300, 200).unwrap());
+        assert_eq!(x.len(), INPUT_LEN);
+        let plane = INPUT_SIDE * INPUT_SIDE;
+        assert!((x[0] - 1.0).abs() < 1e-5);
+        assert!((x[plane] + 1.0).abs() < 1e-5);
+        assert!((x[2 * plane] - (-0.5 / 127.5)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn transparent_is_white_and_padding_is_grey() {
+        let pixels = solid(400, 100, [0, 0, 0, 0]);
+        let pad = Preprocess { framing: Framing::Pad, ..Default::default() };
+        let x = pad.apply(Rgba::new(&pixels, 400, 100).unwrap());
+        assert!((x[0]).abs() < 1e-5, "top-left is padding: grey");
+        let middle = 112 * INPUT_SIDE + 112;
+        assert!((x[middle] - 1.0).abs() < 1e-5, "transparent photo is white");
+    }
+
+    #[test]
+    fn flip_mirrors() {
+        let mut pixels = solid(224, 224, [0, 0, 0, 255]);
+        pixels[0] = 255; // top-left red
+        let image = Rgba::new(&pixels, 224, 224).unwrap();
+        let flipped = Preprocess { flip: true, ..Default::default() }.apply(image);
+        assert!((flipped[INPUT_SIDE - 1] - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn identity_resize_keeps_pixels() {
+        let pixels: Vec<u8> = (0..224 * 224).flat_map(|i| [(i % 251) as u8, 0, 0, 255]).collect();
+        let x = Preprocess::default().apply(Rgba::new(&pixels, 224, 224).unwrap());
+        for i in [0, 1, 500, 224 * 224 - 1] {
+            assert!((x[i] - ((i % 251) as f32 - 127.5) / 127.5).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn bad_sizes_are_clear_errors() {
+        assert_eq!(Rgba::new(&[0; 4], 1, 1).unwrap_err(), Error::ImageTooSmall { width: 1, height: 1 });
+        assert!(matches!(Rgba::new(&[], 10000, 10000), Err(Error::ImageTooLarge { .. })));
+        assert!(Rgba::new(&[0; 10], 20, 20).unwrap_err().to_string().contains("needs 1600"));
+    }
+}

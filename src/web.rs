@@ -1,0 +1,284 @@
+//! The JavaScript API, and the only file that mentions `wasm_bindgen`. Each export converts its
+//! arguments, delegates to the engine, and converts the result back: typed objects through
+//! serde-wasm-bindgen, errors as JS `Error`s carrying the readable message.
+//!
+//! ```js
+//! import init, { Fewshot, Classifier } from "./pkg/fewshot.js";
+//! await init();
+//! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
+//! const embedding = await fewshot.embed(imageData.data, imageData.width, imageData.height, {});
+//! const result = await fewshot.train(labels, embeddings, targets, { epochs: 50 }, (r) => true);
+//! const classifier = Classifier.load(result.model);
+//! classifier.predict(embedding);  // [{ label, class, probability }, ...]
+//! ```
+
+use std::rc::Rc;
+
+use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::backbone::EMBEDDING_DIM;
+use crate::dataset::Dataset;
+use crate::device;
+use crate::engine::{Classifier as EngineClassifier, Engine};
+use crate::error::Error;
+use crate::model::{now_unix_ms, Model, ModelInfo};
+use crate::predict::top_k;
+use crate::preprocess::{Preprocess, Rgba};
+use crate::train::{TrainConfig, Trainer};
+
+const IMAGENET_LABELS: &str = include_str!("imagenet_labels.txt");
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The backbone loaded on WebGPU or the CPU.
+#[wasm_bindgen]
+pub struct Fewshot {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    /// "webgpu" or "cpu".
+    device: String,
+    /// Why this device was chosen, in words.
+    device_note: String,
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+fn from_js<T: serde::de::DeserializeOwned + Default>(value: JsValue) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| js_error(Error::BadConfig(e.to_string())))
+}
+
+/// Resolve after the event loop has had a turn, so that the worker can handle messages
+/// (a stop request) between epochs.
+async fn yield_now() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        if let Ok(set_timeout) = Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>()) {
+            let _ = set_timeout.call2(&global, &resolve, &0.into());
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// A WebGPU adapter, if the browser offers one: `Some(is_fallback)`.
+async fn webgpu_adapter() -> Option<bool> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok().filter(|g| !g.is_undefined() && !g.is_null())?;
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(request.call0(&gpu).ok()?.dyn_into::<Promise>().ok()?).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let flag = |obj: &JsValue| Reflect::get(obj, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool());
+    let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+    Some(flag(&info).or_else(|| flag(&adapter)).unwrap_or(false))
+}
+
+#[wasm_bindgen]
+impl Fewshot {
+    /// Load the backbone from the bytes of `mobilenet_v2_1.0_224_quant.tflite`.
+    /// `device`: "auto" (default: WebGPU on a hardware adapter, else the CPU), "webgpu" or "cpu".
+    pub fn create(weights: Vec<u8>, device: Option<String>) -> Promise {
+        future_to_promise(async move {
+            let wanted = device.unwrap_or_else(|| "auto".into());
+            let (burn_device, name, note) = match wanted.as_str() {
+                "cpu" => (device::cpu(), "cpu", "CPU chosen".to_string()),
+                "webgpu" => (device::gpu().await.map_err(js_error)?, "webgpu", "WebGPU chosen".to_string()),
+                "auto" => match webgpu_adapter().await {
+                    Some(false) => match device::gpu().await {
+                        Ok(d) => (d, "webgpu", "WebGPU adapter found".to_string()),
+                        Err(e) => (device::cpu(), "cpu", format!("WebGPU failed ({e}); running on the CPU")),
+                    },
+                    Some(true) => (
+                        device::cpu(),
+                        "cpu",
+                        "the only WebGPU adapter emulates a GPU in software, which is slower than the CPU path".to_string(),
+                    ),
+                    None => (device::cpu(), "cpu", "this browser offers no WebGPU adapter".to_string()),
+                },
+                other => return Err(js_error(Error::BadConfig(format!("device must be auto, webgpu or cpu, not \"{other}\"")))),
+            };
+            let engine = Engine::new(&weights, burn_device).map_err(js_error)?;
+            let inner = Inner { engine, device: name.into(), device_note: note };
+            Ok(Fewshot { inner: Rc::new(inner) }.into())
+        })
+    }
+
+    /// "webgpu" or "cpu".
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> String {
+        self.inner.device.clone()
+    }
+
+    /// Why that device, in words.
+    #[wasm_bindgen(getter, js_name = deviceNote)]
+    pub fn device_note(&self) -> String {
+        self.inner.device_note.clone()
+    }
+
+    /// sha256 of the weights, hex.
+    #[wasm_bindgen(getter, js_name = weightsSha256)]
+    pub fn weights_sha256(&self) -> String {
+        self.inner.engine.weights_sha256.clone()
+    }
+
+    /// A warning when the weights are not the published file, else `undefined`.
+    #[wasm_bindgen(getter, js_name = weightsWarning)]
+    pub fn weights_warning(&self) -> Option<String> {
+        self.inner.engine.weights_warning()
+    }
+
+    /// Run one blank photo through the backbone (compiles the GPU shaders once).
+    #[wasm_bindgen(js_name = warmUp)]
+    pub fn warm_up(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.engine.warm_up().await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The 1280-d embedding (`Float32Array`) of RGBA pixels, e.g. `ImageData.data`.
+    /// `options`: `{ framing: "crop" | "pad", flip: bool, zoom: 0..0.9 }`.
+    pub fn embed(&self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let options: Preprocess = from_js(options)?;
+            let photo = options.apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
+            let embedding = inner.engine.embed(&[photo]).await.map_err(js_error)?;
+            Ok(Float32Array::from(embedding.as_slice()).into())
+        })
+    }
+
+    /// The backbone's own ImageNet top-5: `[{ label, class, probability }]`.
+    pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let photo = Preprocess::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
+            let probabilities = inner.engine.imagenet(&[photo]).await.map_err(js_error)?;
+            let labels: Vec<String> = IMAGENET_LABELS.lines().map(|l| l.split(',').next().unwrap_or(l).to_string()).collect();
+            to_js(&top_k(&probabilities, &labels, 5))
+        })
+    }
+
+    /// Train a head on embeddings (`Float32Array` of n x 1280) with class indices
+    /// (`Uint32Array` of n). `onEpoch(report)` runs after every epoch; returning `false` stops.
+    /// Resolves to `{ model: Uint8Array, history, heldOut, heldOutIndices, stopped }`.
+    pub fn train(
+        &self,
+        labels: Vec<String>,
+        embeddings: Vec<f32>,
+        targets: Vec<u32>,
+        config: JsValue,
+        preprocess: JsValue,
+        on_epoch: Option<Function>,
+    ) -> Promise {
+        let sha256 = self.inner.engine.weights_sha256.clone();
+        future_to_promise(async move {
+            let config: TrainConfig = from_js(config)?;
+            let preprocess: Preprocess = from_js(preprocess)?;
+            let hidden_units = config.hidden_units;
+            let mut data = Dataset::new(labels.clone());
+            if embeddings.len() != targets.len() * EMBEDDING_DIM {
+                return Err(js_error(Error::BadConfig("embeddings and targets differ in number".into())));
+            }
+            for (i, &t) in targets.iter().enumerate() {
+                data.push(&embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], t as usize).map_err(js_error)?;
+            }
+            let counts = data.counts();
+            let mut trainer = Trainer::new(data, config).map_err(js_error)?;
+            while let Some(report) = trainer.epoch() {
+                if let Some(callback) = &on_epoch {
+                    let answer = callback.call1(&JsValue::NULL, &to_js(&report)?)?;
+                    if answer.as_bool() == Some(false) {
+                        break;
+                    }
+                }
+                yield_now().await;
+            }
+            let trained = trainer.finish();
+            let model = Model {
+                info: ModelInfo {
+                    labels,
+                    backbone_sha256: sha256,
+                    preprocess,
+                    hidden_units,
+                    held_out: trained.held_out.clone(),
+                    photos_per_class: counts,
+                    created_unix_ms: now_unix_ms(),
+                },
+                head: trained.weights,
+            };
+            let bytes = model.to_bytes().map_err(js_error)?;
+            let result = js_sys::Object::new();
+            Reflect::set(&result, &"model".into(), &Uint8Array::from(bytes.as_slice()))?;
+            Reflect::set(&result, &"history".into(), &to_js(&trained.history)?)?;
+            Reflect::set(&result, &"heldOut".into(), &to_js(&trained.held_out)?)?;
+            Reflect::set(&result, &"heldOutIndices".into(), &to_js(&trained.held_out_indices)?)?;
+            Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
+            Ok(result.into())
+        })
+    }
+}
+
+/// A trained classifier, loaded from a model file.
+#[wasm_bindgen]
+pub struct Classifier {
+    inner: EngineClassifier,
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// Read a model file (the `model` bytes of a training result, or an exported file).
+    pub fn load(bytes: &[u8]) -> Result<Classifier, JsError> {
+        Ok(Classifier { inner: EngineClassifier::new(Model::from_bytes(bytes)?) })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.inner.info().labels.clone()
+    }
+
+    /// Labels, backbone sha256, preprocessing, held-out figures, creation time.
+    #[wasm_bindgen(getter)]
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        to_js(self.inner.info())
+    }
+
+    /// How photos must be preprocessed for this model (pass to `Fewshot.embed`).
+    #[wasm_bindgen(getter)]
+    pub fn preprocess(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.info().preprocess)
+    }
+
+    /// Every class with its probability, most likely first, for one embedding.
+    pub fn predict(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
+        let predictions = self.inner.predict(embedding).map_err(js_error)?;
+        to_js(&predictions[0])
+    }
+
+    /// The file's bytes again (to save it).
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Result<Vec<u8>, JsError> {
+        Ok(self.inner.model.to_bytes()?)
+    }
+}

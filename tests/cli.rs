@@ -1,0 +1,84 @@
+//! The `fewshot` binary end to end: classify the fixture photos, eval and train/predict on a
+//! few clothing photos, and readable failures.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::util::{clothing, fixtures, temp_dir, weights_path};
+
+fn fewshot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fewshot"))
+        .args(args)
+        .args(["--device", "cpu", "--weights", weights_path().to_str().unwrap()])
+        .output()
+        .expect("fewshot runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "fewshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn classify_names_the_fixture_photos() {
+    let images: Vec<String> = ["parrot.jpg", "cat.bmp", "sunflower.bmp"]
+        .iter()
+        .map(|n| fixtures().join("images").join(n).display().to_string())
+        .collect();
+    let refs: Vec<&str> = std::iter::once("classify").chain(images.iter().map(String::as_str)).collect();
+    let out = stdout(&fewshot(&refs));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("\tmacaw "), "{out}");
+    assert!(lines[1].contains("\tEgyptian cat "), "{out}");
+    assert!(lines[2].contains("\tdaisy "), "{out}");
+}
+
+/// A small copy of clothing-small: `per_class` photos of three classes.
+fn small_set(name: &str, split: &str, per_class: usize) -> PathBuf {
+    let dir = temp_dir(name);
+    for class in ["hat", "pants", "shoes"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(clothing().join(split).join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(per_class) {
+            std::fs::copy(f, dir.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn eval_prints_json_with_accuracy() {
+    let train = small_set("cli-eval-train", "train", 6);
+    let test = small_set("cli-eval-test", "test", 4);
+    let out = stdout(&fewshot(&["eval", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--json"]));
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let accuracy = json["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert!(accuracy >= 0.75, "hats, pants and shoes are easy: {accuracy}");
+    assert_eq!(json["confusion"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn train_then_predict() {
+    let train = small_set("cli-train", "train", 6);
+    let model = temp_dir("cli-model").join("clothes.fewshot");
+    let out = fewshot(&["train", train.to_str().unwrap(), "-o", model.to_str().unwrap()]);
+    stdout(&out);
+    let mut hats: Vec<_> = std::fs::read_dir(clothing().join("test/hat")).unwrap().map(|e| e.unwrap().path()).collect();
+    hats.sort();
+    let out = stdout(&fewshot(&["predict", "--model", model.to_str().unwrap(), hats[0].to_str().unwrap()]));
+    assert!(out.contains("\that "), "{out}");
+}
+
+#[test]
+fn failures_are_readable() {
+    let out = fewshot(&["classify", "/nonexistent.jpg"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.jpg"));
+    let out = fewshot(&["frobnicate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command \"frobnicate\""));
+    let out = fewshot(&["predict", "--model", weights_path().to_str().unwrap(), "x.jpg"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Fewshot model"));
+}

@@ -1,0 +1,59 @@
+// Shared by the page tests and the benchmark: serve www/, launch Debian's headless Chromium
+// (WebGPU on SwiftShader, or none), record every request, save screenshots.
+import { chromium } from "playwright-core";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { serve } from "./serve.mjs";
+
+export const ROOT = resolve(new URL("../..", import.meta.url).pathname);
+export const SHARED = resolve(ROOT, "../shared");
+export const OUTPUT = join(ROOT, "target/test-output");
+mkdirSync(OUTPUT, { recursive: true });
+
+const BASE_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+  "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader",
+];
+const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
+
+/** Serve www/ on a free port: { server, origin }. */
+export async function startServer() {
+  const server = await serve(join(ROOT, "www"), 0);
+  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+/** A fresh browser profile; webgpu: whether to enable WebGPU. */
+export async function launch({ webgpu = true, userDataDir } = {}) {
+  const dir = userDataDir || mkdtempSync(join(tmpdir(), "fewshot-chromium-"));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : [])],
+    viewport: { width: 1280, height: 800 },
+    acceptDownloads: true,
+  });
+  return { context, dir };
+}
+
+/** Record every request of a page (and its workers): [{ url, time }]. */
+export function recordRequests(context) {
+  const requests = [];
+  context.on("request", (r) => requests.push({ url: r.url(), time: Date.now() }));
+  return requests;
+}
+
+/** Log the page's console and errors, prefixed, for debugging failed runs. */
+export function echoConsole(page, prefix = "page") {
+  page.on("console", (m) => process.env.VERBOSE && console.log(`[${prefix}] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[${prefix} error] ${e.message}`));
+}
+
+export const screenshot = (page, name) => page.screenshot({ path: join(OUTPUT, `${name}.png`), fullPage: true });

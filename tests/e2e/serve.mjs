@@ -1,0 +1,74 @@
+// A static file server for www/: the right MIME types (application/wasm), gzip where the
+// browser accepts it, and ETags so that a warm visit transfers almost nothing.
+// Usage: node serve.mjs DIR PORT   (binds 127.0.0.1). Also imported by the tests.
+import { createServer } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { extname, join, normalize, resolve } from "node:path";
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".tflite": "application/octet-stream",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".txt": "text/plain; charset=utf-8",
+};
+const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".wasm", ".svg", ".txt"]);
+
+export function serve(dir, port = 0) {
+  const root = resolve(dir);
+  const cache = new Map(); // path -> { mtime, etag, body, gzipped }
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, "http://localhost");
+      let path = normalize(join(root, decodeURIComponent(url.pathname)));
+      if (!path.startsWith(root)) throw Object.assign(new Error("outside"), { code: "ENOENT" });
+      let info = await stat(path);
+      if (info.isDirectory()) {
+        path = join(path, "index.html");
+        info = await stat(path);
+      }
+      let entry = cache.get(path);
+      if (!entry || entry.mtime !== info.mtimeMs) {
+        const body = await readFile(path);
+        const ext = extname(path);
+        entry = {
+          mtime: info.mtimeMs,
+          etag: '"' + createHash("sha1").update(body).digest("hex") + '"',
+          body,
+          gzipped: COMPRESSIBLE.has(ext) ? gzipSync(body, { level: 9 }) : null,
+          type: TYPES[ext] || "application/octet-stream",
+        };
+        cache.set(path, entry);
+      }
+      const headers = { "Content-Type": entry.type, ETag: entry.etag, "Cache-Control": "no-cache" };
+      if (req.headers["if-none-match"] === entry.etag) {
+        res.writeHead(304, headers);
+        return res.end();
+      }
+      const gzip = entry.gzipped && /\bgzip\b/.test(req.headers["accept-encoding"] || "");
+      const body = gzip ? entry.gzipped : entry.body;
+      if (gzip) headers["Content-Encoding"] = "gzip";
+      headers["Content-Length"] = body.length;
+      res.writeHead(200, headers);
+      res.end(req.method === "HEAD" ? undefined : body);
+    } catch (e) {
+      res.writeHead(e.code === "ENOENT" || e.code === "ENOTDIR" ? 404 : 500, { "Content-Type": "text/plain" });
+      res.end(e.code === "ENOENT" ? "not found" : "server error");
+    }
+  });
+  return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  const [dir = "www", port = "8080"] = process.argv.slice(2);
+  const server = await serve(dir, Number(port));
+  console.log(`serving ${resolve(dir)} on http://127.0.0.1:${server.address().port}`);
+}
