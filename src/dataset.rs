@@ -18,11 +18,18 @@ pub struct Dataset {
     /// `[n * 1280]`, one embedding after the other.
     pub embeddings: Vec<f32>,
     pub targets: Vec<usize>,
+    /// Extra embeddings of photos already in the set (mirrored, zoomed: augmentation),
+    /// `[m * 1280]`; they only ever train, alongside the photo they vary.
+    #[serde(default)]
+    pub variants: Vec<f32>,
+    /// For each variant, the index of the photo it varies.
+    #[serde(default)]
+    pub variant_of: Vec<usize>,
 }
 
 impl Dataset {
     pub fn new(labels: Vec<String>) -> Self {
-        Dataset { labels, embeddings: vec![], targets: vec![] }
+        Dataset { labels, ..Default::default() }
     }
 
     /// Add one embedding of class `target`.
@@ -36,6 +43,32 @@ impl Dataset {
         self.embeddings.extend_from_slice(embedding);
         self.targets.push(target);
         Ok(())
+    }
+
+    /// Add an augmented embedding of photo `of`.
+    pub fn push_variant(&mut self, embedding: &[f32], of: usize) -> Result<()> {
+        if embedding.len() != EMBEDDING_DIM || of >= self.len() {
+            return Err(Error::BadConfig(format!("a variant needs {EMBEDDING_DIM} values and an existing photo")));
+        }
+        self.variants.extend_from_slice(embedding);
+        self.variant_of.push(of);
+        Ok(())
+    }
+
+    /// Embedding and class of sample `i`: photos are `0..len()`, variants follow.
+    pub fn sample(&self, i: usize) -> (&[f32], usize) {
+        match i.checked_sub(self.len()) {
+            None => (self.embedding(i), self.targets[i]),
+            Some(v) => (&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], self.targets[self.variant_of[v]]),
+        }
+    }
+
+    /// Sample indices of `photos` and of all their variants.
+    pub fn with_variants(&self, photos: &[usize]) -> Vec<usize> {
+        let mut chosen = vec![false; self.len()];
+        photos.iter().for_each(|&p| chosen[p] = true);
+        let variants = (0..self.variant_of.len()).filter(|&v| chosen[self.variant_of[v]]).map(|v| self.len() + v);
+        photos.iter().copied().chain(variants).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -41,8 +41,10 @@ pub async fn gpu() -> Result<Device> {
 #[cfg(not(target_family = "wasm"))]
 pub fn native_adapter() -> Option<(String, bool)> {
     use burn::tensor::wgpu::wgpu;
-    let instance = wgpu::Instance::default();
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(descriptor);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
     let best = infos
         .iter()

@@ -17,6 +17,7 @@ pub struct ClassFigures {
 
 /// Accuracy, per-class figures and the confusion matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Evaluation {
     pub accuracy: f32,
     pub per_class: Vec<ClassFigures>,

@@ -55,14 +55,14 @@ impl<'a> Rgba<'a> {
 }
 
 /// Options of the way photos are turned into the backbone's input.
+/// Missing fields take their defaults, so `{}` from JavaScript is the default preprocessing.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Preprocess {
     pub framing: Framing,
     /// Mirror left-right (an augmentation).
-    #[serde(default)]
     pub flip: bool,
     /// Zoom in on the centre by this fraction of the side (0 = none; an augmentation).
-    #[serde(default)]
     pub zoom: f32,
 }
 
@@ -264,6 +264,14 @@ mod tests {
         for i in [0, 1, 500, 224 * 224 - 1] {
             assert!((x[i] - ((i % 251) as f32 - 127.5) / 127.5).abs() < 1e-4);
         }
+    }
+
+    #[test]
+    fn options_default_field_by_field() {
+        let p: Preprocess = serde_json::from_str(r#"{"flip":true}"#).unwrap();
+        assert_eq!(p, Preprocess { flip: true, ..Default::default() });
+        let p: Preprocess = serde_json::from_str(r#"{"framing":"pad"}"#).unwrap();
+        assert_eq!(p.framing, Framing::Pad);
     }
 
     #[test]

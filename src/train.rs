@@ -104,6 +104,8 @@ pub struct Trained {
     pub held_out: Option<Evaluation>,
     /// Indices of the held-out photos in the dataset.
     pub held_out_indices: Vec<usize>,
+    /// The class predicted for each held-out photo.
+    pub held_out_predictions: Vec<usize>,
     /// `true` when stopped before the last epoch.
     pub stopped: bool,
 }
@@ -113,6 +115,8 @@ pub struct Trainer {
     config: TrainConfig,
     data: Dataset,
     split: Split,
+    /// Training photos and their variants.
+    train_samples: Vec<usize>,
     shape: HeadShape,
     /// `None` only while the optimizer holds it during a step.
     head: Option<Head>,
@@ -144,6 +148,7 @@ impl Trainer {
             .map(|&c| if config.balance_classes && c > 0 { split.train.len() as f32 / (shape.classes as f32 * c as f32) } else { 1.0 })
             .collect();
         Ok(Trainer {
+            train_samples: data.with_variants(&split.train),
             optimizer: adam.init(),
             config,
             data,
@@ -163,7 +168,7 @@ impl Trainer {
         if self.history.len() >= self.config.epochs {
             return None;
         }
-        let mut order = self.split.train.clone();
+        let mut order = self.train_samples.clone();
         self.rng.shuffle(&mut order);
         for batch in order.chunks(self.config.batch_size) {
             let (x, targets, weights) = self.batch(batch, self.config.label_smoothing, true, &self.device);
@@ -190,8 +195,8 @@ impl Trainer {
     pub fn finish(self) -> Trained {
         let stopped = self.history.len() < self.config.epochs;
         let head = self.head.as_ref().expect("head is back after each step").valid();
+        let predicted = predict_indices(&head, &self.data, &self.split.held_out);
         let held_out = (!self.split.held_out.is_empty()).then(|| {
-            let predicted = predict_indices(&head, &self.data, &self.split.held_out);
             let actual: Vec<usize> = self.split.held_out.iter().map(|&i| self.data.targets[i]).collect();
             Evaluation::new(&self.data.labels, &actual, &predicted)
         });
@@ -200,6 +205,7 @@ impl Trainer {
             history: self.history,
             held_out,
             held_out_indices: self.split.held_out,
+            held_out_predictions: predicted,
             stopped,
         }
     }
@@ -211,8 +217,8 @@ impl Trainer {
         let mut targets = vec![smoothing / classes as f32; indices.len() * classes];
         let mut weights = Vec::with_capacity(indices.len());
         for (row, &i) in indices.iter().enumerate() {
-            x.extend_from_slice(self.data.embedding(i));
-            let class = self.data.targets[i];
+            let (embedding, class) = self.data.sample(i);
+            x.extend_from_slice(embedding);
             targets[row * classes + class] += 1.0 - smoothing;
             weights.push(if weighted { self.class_weights[class] } else { 1.0 });
         }
@@ -273,6 +279,9 @@ fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
 
 /// Predicted class of each of `indices`.
 fn predict_indices(head: &Head, data: &Dataset, indices: &[usize]) -> Vec<usize> {
+    if indices.is_empty() {
+        return vec![];
+    }
     let device = Device::flex();
     let x: Vec<f32> = indices.iter().flat_map(|&i| data.embedding(i).iter().copied()).collect();
     argmax_rows(head.forward(Tensor::from_data(TensorData::new(x, [indices.len(), EMBEDDING_DIM]), &device)))
@@ -316,6 +325,20 @@ mod tests {
         assert!(trained.stopped);
         assert_eq!(trained.history.len(), 5);
         assert_eq!(trained.weights.layers.len(), 2);
+    }
+
+    #[test]
+    fn variants_train_but_are_never_held_out() {
+        let mut data = clusters(10);
+        for photo in 0..data.len() {
+            let e = data.embedding(photo).to_vec();
+            data.push_variant(&e, photo).unwrap();
+        }
+        let trainer = Trainer::new(data.clone(), TrainConfig::default()).unwrap();
+        assert_eq!(trainer.train_samples.len(), 2 * trainer.split.train.len());
+        assert!(trainer.train_samples.iter().all(|&s| s < data.len() || !trainer.split.held_out.contains(&data.variant_of[s - data.len()])));
+        let trained = train(data, TrainConfig { epochs: 5, ..Default::default() }, |_| true).unwrap();
+        assert_eq!(trained.held_out_predictions.len(), trained.held_out_indices.len());
     }
 
     #[test]

@@ -181,13 +181,18 @@ impl Fewshot {
     }
 
     /// Train a head on embeddings (`Float32Array` of n x 1280) with class indices
-    /// (`Uint32Array` of n). `onEpoch(report)` runs after every epoch; returning `false` stops.
-    /// Resolves to `{ model: Uint8Array, history, heldOut, heldOutIndices, stopped }`.
+    /// (`Uint32Array` of n), plus augmented variants (`Float32Array` of m x 1280) with the index
+    /// of the photo each varies (`Uint32Array` of m; both may be empty). `onEpoch(report)` runs
+    /// after every epoch; returning `false` stops. Resolves to
+    /// `{ model: Uint8Array, history, heldOut, heldOutIndices, heldOutPredictions, stopped }`.
+    #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
         labels: Vec<String>,
         embeddings: Vec<f32>,
         targets: Vec<u32>,
+        variants: Vec<f32>,
+        variant_of: Vec<u32>,
         config: JsValue,
         preprocess: JsValue,
         on_epoch: Option<Function>,
@@ -203,6 +208,12 @@ impl Fewshot {
             }
             for (i, &t) in targets.iter().enumerate() {
                 data.push(&embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], t as usize).map_err(js_error)?;
+            }
+            if variants.len() != variant_of.len() * EMBEDDING_DIM {
+                return Err(js_error(Error::BadConfig("variants and their photos differ in number".into())));
+            }
+            for (v, &of) in variant_of.iter().enumerate() {
+                data.push_variant(&variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], of as usize).map_err(js_error)?;
             }
             let counts = data.counts();
             let mut trainer = Trainer::new(data, config).map_err(js_error)?;
@@ -234,6 +245,7 @@ impl Fewshot {
             Reflect::set(&result, &"history".into(), &to_js(&trained.history)?)?;
             Reflect::set(&result, &"heldOut".into(), &to_js(&trained.held_out)?)?;
             Reflect::set(&result, &"heldOutIndices".into(), &to_js(&trained.held_out_indices)?)?;
+            Reflect::set(&result, &"heldOutPredictions".into(), &to_js(&trained.held_out_predictions)?)?;
             Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
             Ok(result.into())
         })

@@ -74,9 +74,9 @@ const handlers = {
     return fewshot.imagenet(pixels, width, height);
   },
 
-  async train({ labels, embeddings, targets, config, preprocess }, progress) {
+  async train({ labels, embeddings, targets, variants, variantOf, config, preprocess }, progress) {
     stopRequested = false;
-    return fewshot.train(labels, embeddings, targets, config, preprocess, (report) => {
+    return fewshot.train(labels, embeddings, targets, variants || new Float32Array(), variantOf || new Uint32Array(), config, preprocess, (report) => {
       progress(report);
       return !stopRequested;
     });

@@ -1,0 +1,276 @@
+// The page as a person uses it, in Debian's headless Chromium: real photos from
+// ../shared/datasets/clothing-small, real weights, the real wasm engine in its worker.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { startServer, launch, recordRequests, echoConsole, screenshot, SHARED, OUTPUT, ROOT } from "./browser.mjs";
+
+const CLOTHING = join(SHARED, "datasets/clothing-small");
+const FIXTURES = join(ROOT, "tests/e2e/fixtures");
+const { server, origin } = await startServer();
+after(() => server.close());
+
+/** The first `n` photos of a class, sorted by name. */
+function photosOf(split, label, n, skip = 0) {
+  const dir = join(CLOTHING, split, label);
+  return readdirSync(dir).sort().slice(skip, skip + n).map((f) => join(dir, f));
+}
+
+async function openPage(context, query = "") {
+  const page = await context.newPage();
+  echoConsole(page);
+  await page.goto(`${origin}/${query}`);
+  await page.waitForFunction(() => ["webgpu", "cpu", "error"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  assert.notEqual(await page.getAttribute("body", "data-engine"), "error", await page.textContent("#engine-status"));
+  return page;
+}
+
+const card = (page, i) => page.locator(".class-card").nth(i);
+
+async function nameClass(page, i, name) {
+  await card(page, i).locator(".class-name").fill(name);
+}
+
+const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length));
+
+/** Wait until each class shows `expected` photos and none is being embedded; returns the counts. */
+async function settled(page, expected, timeout = 300_000) {
+  await page
+    .waitForFunction(
+      (expected) => {
+        const cards = [...document.querySelectorAll(".class-card")];
+        const shown = cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length);
+        return document.querySelectorAll(".thumb.busy").length === 0 && JSON.stringify(shown) === JSON.stringify(expected);
+      },
+      expected,
+      { timeout },
+    )
+    .catch(() => {});
+  return counts(page);
+}
+
+/** Drop files on a class card the way a browser does: a drop event carrying a DataTransfer. */
+async function dropFiles(page, i, paths) {
+  const files = paths.map((p) => ({ name: p.split("/").pop(), data: readFileSync(p).toString("base64") }));
+  await card(page, i).locator(".drop").evaluate((zone, files) => {
+    const transfer = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+      transfer.items.add(new File([bytes], f.name, { type: f.name.endsWith(".png") ? "image/png" : "image/jpeg" }));
+    }
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, files);
+}
+
+async function trainAndWait(page) {
+  await page.click("#train");
+  await page.waitForSelector("#chart-figure:not([hidden])", { timeout: 120_000 });
+  await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 300_000 });
+  return page.textContent("#train-status");
+}
+
+async function predictFile(page, path) {
+  const previous = await page.getAttribute("#preview-image", "src");
+  await page.setInputFiles("#preview-file", path);
+  await page.waitForFunction(
+    (previous) => document.querySelector("#preview-image").getAttribute("src") !== previous && /looks like|Not sure/.test(document.querySelector("#verdict").textContent),
+    previous,
+    { timeout: 120_000 },
+  );
+  const bars = await page.$$eval("#bars .bar", (bars) => bars.map((b) => b.textContent).join(", "));
+  return `${await page.textContent("#verdict")} (${bars})`;
+}
+
+test("teach three classes, train, understand, predict, reload, save, open, export", { timeout: 900_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: true });
+  const requests = recordRequests(context);
+  const page = await openPage(context);
+  const readyAt = Date.now();
+  await screenshot(page, "1-empty");
+
+  // Refused with a reason before there are photos.
+  await page.click("#train");
+  assert.match(await page.textContent("#train-status"), /at least two classes/);
+
+  await nameClass(page, 0, "hat");
+  await nameClass(page, 1, "pants");
+  await page.click("#add-class");
+  await nameClass(page, 2, "shoes");
+
+  // Real photos through the real file input, and through a drop.
+  await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 6));
+  await dropFiles(page, 1, photosOf("train", "pants", 6));
+  await card(page, 2).locator(".file-input").setInputFiles(photosOf("train", "shoes", 6));
+  const started = Date.now();
+  assert.deepEqual(await settled(page, [6, 6, 6]), [6, 6, 6]);
+  const embedSeconds = (Date.now() - started) / 1000;
+  await screenshot(page, "2-photos");
+
+  // Train: the chart is drawn while it runs, then the figures and the confusion matrix.
+  await page.click("#advanced summary");
+  await page.fill("#epochs", "60");
+  await page.dispatchEvent("#epochs", "change");
+  await page.click("#train");
+  await page.waitForSelector("#chart-figure:not([hidden])");
+  await screenshot(page, "3-training");
+  await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 300_000 });
+  const status = await page.textContent("#train-status");
+  assert.match(status, /60 epochs/);
+  assert.equal(await page.locator("#confusion tr").count(), 4);
+  assert.equal(await page.locator("#per-class tr").count(), 4);
+  await page.locator("#confusion .cell.diagonal").first().click();
+  await page.waitForSelector("#inspect:not([hidden]) img");
+  await screenshot(page, "4-results");
+
+  // Predict held-back test photos.
+  const hat = photosOf("test", "hat", 1)[0];
+  assert.match(await predictFile(page, hat), /“hat”/);
+  const shoe = photosOf("test", "shoes", 1)[0];
+  assert.match(await predictFile(page, shoe), /“shoes”/);
+  await screenshot(page, "5-prediction");
+  const bars = await page.$$eval("#bars .bar-label", (els) => els.map((e) => e.textContent));
+  assert.deepEqual(bars, ["hat", "pants", "shoes"]);
+
+  // Bad input next to where it was dropped; nothing added before is lost.
+  const corrupt = join(OUTPUT, "corrupt.jpg");
+  const real = readFileSync(photosOf("train", "hat", 1, 10)[0]);
+  writeFileSync(corrupt, Buffer.concat([real.subarray(0, 40), Buffer.alloc(2000, 0x5a)]));
+  const empty = join(OUTPUT, "empty.jpg");
+  writeFileSync(empty, "");
+  const text = join(OUTPUT, "notes.txt");
+  writeFileSync(text, "not a photo");
+  await card(page, 0).locator(".file-input").setInputFiles([corrupt, empty, text, join(FIXTURES, "cmyk.jpg"), join(FIXTURES, "transparent.png")]);
+  assert.deepEqual(await settled(page, [8, 6, 6]), [8, 6, 6]);
+  const problems = await card(page, 0).locator(".problems li").allTextContents();
+  assert.equal(problems.length, 3, problems.join("\n"));
+  assert.match(problems.join("\n"), /corrupt\.jpg: not a readable image/);
+  assert.match(problems.join("\n"), /empty\.jpg: the file is empty \(0 bytes\)/);
+  assert.match(problems.join("\n"), /notes\.txt: not an image/);
+  const huge = await page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(12000, 12000);
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#345";
+    g.fillRect(0, 0, 12000, 12000);
+    const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.5 });
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], "huge.jpg", { type: "image/jpeg" }));
+    document.querySelectorAll(".class-card .drop")[1].dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+    return blob.size;
+  });
+  assert.ok(huge > 0);
+  await page.waitForFunction(() => {
+    const c = document.querySelectorAll(".class-card")[1];
+    return c.querySelectorAll(".thumb").length === 7 || c.querySelectorAll(".problems li").length > 0;
+  }, null, { timeout: 120_000 });
+  const afterHuge = await settled(page, await counts(page));
+  assert.equal(afterHuge[0], 8);
+  assert.ok(afterHuge[1] === 7 || (await card(page, 1).locator(".problems li").count()) === 1);
+  await screenshot(page, "6-bad-input");
+  // Remove the 12000 px photo again (if it was taken) so the classes stay as trained.
+  if (afterHuge[1] === 7) {
+    await card(page, 1).locator(".thumb").last().hover();
+    await card(page, 1).locator(".thumb .remove").last().click();
+  }
+
+  // A reload keeps classes, photos and the model.
+  const before = await predictFile(page, hat);
+  await page.reload();
+  await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  assert.deepEqual(await settled(page, [8, 6, 6]), [8, 6, 6]);
+  assert.deepEqual(await page.$$eval(".class-name", (els) => els.map((e) => e.value)), ["hat", "pants", "shoes"]);
+  assert.ok(!(await page.isHidden("#results")));
+  assert.equal(await predictFile(page, hat), before);
+
+  // Save the project; open it in a fresh profile; same prediction.
+  const [saved] = await Promise.all([page.waitForEvent("download"), page.click("#save-project")]);
+  const projectPath = join(OUTPUT, "project.fewshot-project");
+  await saved.saveAs(projectPath);
+  const [exported] = await Promise.all([page.waitForEvent("download"), page.click("#export-model")]);
+  const modelPath = join(OUTPUT, "model.fewshot");
+  await exported.saveAs(modelPath);
+
+  const lastRequestBeforeIdle = requests.length;
+  const httpAfterReady = requests.filter((r) => r.time > readyAt + 0 && /^https?:/.test(r.url) && !r.url.startsWith(origin));
+  assert.deepEqual(httpAfterReady, [], "requests to other origins");
+  assert.ok(requests.every((r) => !/^https?:/.test(r.url) || r.url.startsWith(origin)), "only the page's own origin");
+  await context.close();
+  rmSync(dir, { recursive: true, force: true });
+
+  const fresh = await launch({ webgpu: true });
+  const requests2 = recordRequests(fresh.context);
+  const page2 = await openPage(fresh.context);
+  const loadedAt = Date.now();
+  const countAtReady = requests2.filter((r) => /^https?:/.test(r.url)).length;
+  assert.deepEqual(await settled(page2, [0, 0]), [0, 0], "a fresh profile starts with two empty classes");
+  await page2.setInputFiles("#open-project", projectPath);
+  await page2.waitForFunction(() => document.querySelectorAll(".class-card").length === 3, null, { timeout: 60_000 });
+  assert.deepEqual(await settled(page2, [8, 6, 6]), [8, 6, 6]);
+  assert.equal(await predictFile(page2, hat), before);
+  // A truncated project file and one from another program are refused; the project stays.
+  const bytes = readFileSync(projectPath);
+  const truncated = join(OUTPUT, "truncated.fewshot-project");
+  writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  await page2.setInputFiles("#open-project", truncated);
+  await page2.waitForFunction(() => /truncated/.test(document.querySelector("#notice").textContent));
+  await page2.setInputFiles("#open-project", join(FIXTURES, "cmyk.jpg"));
+  await page2.waitForFunction(() => /not a Fewshot project/.test(document.querySelector("#notice").textContent));
+  assert.deepEqual(await settled(page2, [8, 6, 6]), [8, 6, 6]);
+  const httpAfterLoad = requests2.filter((r) => /^https?:/.test(r.url)).length - countAtReady;
+  assert.equal(httpAfterLoad, 0, `requests after the page was ready: ${requests2.slice(-3).map((r) => r.url)}`);
+
+  // The exported model in www/example.html gives the same label.
+  await page2.route("**/model.fewshot", (route) => route.fulfill({ body: readFileSync(modelPath), contentType: "application/octet-stream" }));
+  await page2.goto(`${origin}/example.html`);
+  await page2.waitForFunction(() => /^Ready/.test(document.querySelector("output").textContent), null, { timeout: 300_000 });
+  await page2.setInputFiles("input[type=file]", hat);
+  await page2.waitForFunction(() => /%\)$/.test(document.querySelector("output").textContent), null, { timeout: 120_000 });
+  assert.match(await page2.textContent("output"), /^hat /);
+  await screenshot(page2, "7-example");
+  await fresh.context.close();
+  rmSync(fresh.dir, { recursive: true, force: true });
+  console.log(`# page (auto device): 18 photos embedded in ${embedSeconds.toFixed(1)} s; ${status}`);
+  void lastRequestBeforeIdle;
+  void loadedAt;
+});
+
+test("without WebGPU: a folder of folders makes the classes, and it all runs on the CPU", { timeout: 600_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: false });
+  const page = await openPage(context);
+  assert.equal(await page.getAttribute("body", "data-engine"), "cpu");
+  assert.match(await page.textContent("#engine-status"), /Ready on CPU/);
+  const folder = join(OUTPUT, "folders");
+  rmSync(folder, { recursive: true, force: true });
+  for (const label of ["dress", "shoes"]) {
+    mkdirSync(join(folder, label), { recursive: true });
+    for (const p of photosOf("train", label, 5)) copyFileSync(p, join(folder, label, p.split("/").pop()));
+  }
+  await card(page, 0).locator(".folder-input").setInputFiles(folder);
+  assert.deepEqual(await settled(page, [5, 5]), [5, 5]);
+  assert.deepEqual(await page.$$eval(".class-name", (els) => els.map((e) => e.value)), ["dress", "shoes"]);
+  const started = Date.now();
+  const status = await trainAndWait(page);
+  const trainSeconds = (Date.now() - started) / 1000;
+  assert.match(await predictFile(page, photosOf("test", "shoes", 1)[0]), /“shoes”/);
+  console.log(`# page without WebGPU: ${status} (${trainSeconds.toFixed(1)} s from click)`);
+  await context.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("on WebGPU (SwiftShader, forced): embed, train and predict", { timeout: 900_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: true });
+  const page = await openPage(context, "?device=webgpu");
+  assert.equal(await page.getAttribute("body", "data-engine"), "webgpu");
+  await nameClass(page, 0, "hat");
+  await nameClass(page, 1, "shoes");
+  const started = Date.now();
+  await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 3));
+  await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 3));
+  assert.deepEqual(await settled(page, [3, 3], 600_000), [3, 3]);
+  const perPhoto = (Date.now() - started) / 1000 / 6;
+  const status = await trainAndWait(page);
+  assert.match(await predictFile(page, photosOf("test", "shoes", 1)[0]), /“shoes”/);
+  console.log(`# page on WebGPU/SwiftShader: ${perPhoto.toFixed(2)} s per photo added; ${status}`);
+  await context.close();
+  rmSync(dir, { recursive: true, force: true });
+});

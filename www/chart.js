@@ -1,0 +1,58 @@
+// The training chart: loss (left axis) and accuracy (right axis, 0–100 %) per epoch, train
+// solid and held-out dashed. Drawn on a canvas from the history; nothing else.
+const COLORS = { loss: "#d6455d", accuracy: "#2456d6" };
+
+export function drawChart(canvas, history, epochs) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 560;
+  const height = canvas.clientHeight || 220;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const g = canvas.getContext("2d");
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, width, height);
+  const pad = { left: 44, right: 44, top: 10, bottom: 26 };
+  const w = width - pad.left - pad.right;
+  const h = height - pad.top - pad.bottom;
+  const maxLoss = Math.max(0.1, ...history.flatMap((r) => [r.trainLoss, r.heldOutLoss ?? 0]));
+  const x = (epoch) => pad.left + (w * (epoch - 1)) / Math.max(1, epochs - 1);
+  const yLoss = (v) => pad.top + h * (1 - v / maxLoss);
+  const yAcc = (v) => pad.top + h * (1 - v);
+
+  g.strokeStyle = "#d9dde3";
+  g.fillStyle = "#5b6470";
+  g.font = "11px system-ui, sans-serif";
+  g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const y = pad.top + (h * i) / 4;
+    g.beginPath();
+    g.moveTo(pad.left, y);
+    g.lineTo(pad.left + w, y);
+    g.stroke();
+    g.textAlign = "right";
+    g.fillText((maxLoss * (1 - i / 4)).toFixed(2), pad.left - 6, y + 4);
+    g.textAlign = "left";
+    g.fillText(`${100 - i * 25} %`, pad.left + w + 6, y + 4);
+  }
+  g.textAlign = "center";
+  g.fillText(`epoch (of ${epochs})`, pad.left + w / 2, height - 6);
+
+  const line = (key, y, color, dashed) => {
+    const points = history.filter((r) => r[key] != null);
+    if (points.length === 0) return;
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.setLineDash(dashed ? [5, 4] : []);
+    g.beginPath();
+    points.forEach((r, i) => (i ? g.lineTo(x(r.epoch), y(r[key])) : g.moveTo(x(r.epoch), y(r[key]))));
+    if (points.length === 1) g.arc(x(points[0].epoch), y(points[0][key]), 2, 0, 7);
+    g.stroke();
+  };
+  line("trainLoss", yLoss, COLORS.loss, false);
+  line("heldOutLoss", yLoss, COLORS.loss, true);
+  line("trainAccuracy", yAcc, COLORS.accuracy, false);
+  line("heldOutAccuracy", yAcc, COLORS.accuracy, true);
+  g.setLineDash([]);
+}
+
+export const LEGEND = "Red: loss (left) · Blue: accuracy (right) · solid: training photos · dashed: held-out photos";

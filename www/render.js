@@ -1,0 +1,302 @@
+// render(state): every DOM write of the page lives here. Class cards and thumbnails are
+// reused by id, so that typing a class name keeps its focus. Label names are user input:
+// they are only ever set with textContent or value.
+import { drawChart, LEGEND } from "./chart.js";
+
+const $ = (id) => document.getElementById(id);
+const cards = new Map(); // class id -> card element
+const thumbs = new Map(); // photo id -> thumbnail element
+
+export function render(state) {
+  renderEngine(state);
+  renderClasses(state);
+  renderTraining(state);
+  renderResults(state);
+  renderPreview(state);
+  const notice = $("notice");
+  notice.hidden = !state.notice;
+  notice.textContent = state.notice;
+  $("export-model").disabled = !state.model;
+}
+
+function renderEngine({ engine }) {
+  const status = $("engine-status");
+  status.dataset.state = engine.status;
+  if (engine.status === "loading") {
+    status.textContent = engine.progress < 1 ? `Downloading the model… ${Math.round(engine.progress * 100)} %` : "Preparing the model…";
+  } else if (engine.status === "ready") {
+    status.textContent = engine.device === "webgpu" ? "Ready on WebGPU" : "Ready on CPU — slower";
+    status.title = engine.note;
+  } else {
+    status.textContent = `Not working: ${engine.message}`;
+  }
+  document.body.dataset.engine = engine.status === "ready" ? engine.device : engine.status;
+}
+
+function renderClasses(state) {
+  const list = $("class-list");
+  const seen = new Set();
+  state.classes.forEach((c, index) => {
+    seen.add(c.id);
+    let card = cards.get(c.id);
+    if (!card) {
+      card = $("class-template").content.firstElementChild.cloneNode(true);
+      card.dataset.classId = c.id;
+      cards.set(c.id, card);
+    }
+    if (list.children[index] !== card) list.insertBefore(card, list.children[index] || null);
+    const name = card.querySelector(".class-name");
+    if (document.activeElement !== name && name.value !== c.name) name.value = c.name;
+    const ready = c.photos.filter((p) => p.status === "ready").length;
+    const busy = c.photos.filter((p) => p.status === "embedding").length;
+    card.querySelector(".count").textContent =
+      `${ready} photo${ready === 1 ? "" : "s"}` + (busy ? ` · ${busy} to go` : "");
+    card.querySelector(".delete-class").setAttribute("aria-label", `Delete class ${c.name}`);
+    renderThumbs(card.querySelector(".thumbs"), c, state);
+    const problems = card.querySelector(".problems");
+    problems.replaceChildren(...(state.problems[c.id] || []).map(problemItem));
+    const capturing = state.webcam.on && state.webcam.target === c.id;
+    card.querySelector(".webcam").textContent = capturing ? "Close webcam" : "Webcam";
+    card.querySelector(".capture").hidden = !capturing;
+    card.querySelector(".class-video").hidden = !capturing;
+    card.classList.toggle("has-moves", state.classes.length > 1);
+  });
+  for (const [id, card] of cards) {
+    if (!seen.has(id)) {
+      card.remove();
+      cards.delete(id);
+    }
+  }
+}
+
+function problemItem(message) {
+  const li = document.createElement("li");
+  li.textContent = message;
+  return li;
+}
+
+function renderThumbs(container, c, state) {
+  const wanted = c.photos.map((photo) => {
+    let el = thumbs.get(photo.id);
+    if (!el) {
+      el = document.createElement("figure");
+      el.className = "thumb";
+      el.dataset.photoId = photo.id;
+      const img = document.createElement("img");
+      img.alt = "";
+      img.src = photo.url;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "✕";
+      const move = document.createElement("select");
+      move.className = "move";
+      el.append(img, remove, move);
+      thumbs.set(photo.id, el);
+    }
+    el.classList.toggle("busy", photo.status === "embedding");
+    el.classList.toggle("failed", photo.status === "error");
+    el.title = photo.status === "error" ? photo.message : "";
+    el.querySelector(".remove").setAttribute("aria-label", `Remove photo from ${c.name}`);
+    const move = el.querySelector(".move");
+    move.setAttribute("aria-label", "Move this photo to another class");
+    const options = [["", "Move to…"], ...state.classes.filter((o) => o.id !== c.id).map((o) => [o.id, o.name])];
+    if (move.dataset.options !== JSON.stringify(options)) {
+      move.dataset.options = JSON.stringify(options);
+      move.replaceChildren(
+        ...options.map(([value, label]) => {
+          const o = document.createElement("option");
+          o.value = value;
+          o.textContent = label;
+          return o;
+        }),
+      );
+    }
+    move.hidden = options.length === 1;
+    return el;
+  });
+  wanted.forEach((el, i) => {
+    if (container.children[i] !== el) container.insertBefore(el, container.children[i] || null);
+  });
+  while (container.children.length > wanted.length) {
+    const last = container.lastElementChild;
+    if (!c.photos.some((p) => p.id === last.dataset.photoId)) thumbs.delete(last.dataset.photoId);
+    last.remove();
+  }
+}
+
+function renderTraining({ training, settings, model, engine }) {
+  $("train").disabled = training.running || engine.status !== "ready";
+  $("stop").hidden = !training.running;
+  const status = $("train-status");
+  const last = training.history[training.history.length - 1];
+  if (training.error) status.textContent = training.error;
+  else if (training.running) status.textContent = last ? `Training… epoch ${last.epoch} of ${last.epochs}` : "Training…";
+  else if (model && last)
+    status.textContent =
+      `Trained${training.stopped ? " (stopped early)" : ""}: ${last.epoch} epochs in ${training.seconds?.toFixed(1) ?? "?"} s` +
+      (last.heldOutAccuracy != null ? ` · held-out accuracy ${(last.heldOutAccuracy * 100).toFixed(0)} %` : "");
+  else if (model) status.textContent = "A trained model is loaded.";
+  else status.textContent = "";
+  status.classList.toggle("error", !!training.error);
+  const fields = { epochs: "epochs", "batch-size": "batchSize", "learning-rate": "learningRate", "hidden-units": "hiddenUnits" };
+  for (const [id, key] of Object.entries(fields)) {
+    const input = $(id);
+    if (document.activeElement !== input) input.value = settings[key];
+  }
+  $("augment").checked = settings.augment;
+  $("keep-aspect").checked = settings.framing === "pad";
+  const figure = $("chart-figure");
+  figure.hidden = training.history.length === 0;
+  if (!figure.hidden) {
+    drawChart($("chart"), training.history, last?.epochs || settings.epochs);
+    $("chart-legend").textContent = LEGEND;
+  }
+}
+
+function renderResults(state) {
+  const { model } = state;
+  const results = $("results");
+  results.hidden = !model?.heldOut;
+  if (results.hidden) return;
+  const { heldOut, labels } = model;
+  $("warnings").replaceChildren(...warnings(state).map(problemItem));
+
+  const table = $("per-class");
+  const head = row("th", ["Class", "Accuracy (recall)", "Precision", "Photos"]);
+  const rows = heldOut.perClass.map((c) =>
+    row("td", [c.label, `${(c.recall * 100).toFixed(0)} %`, `${(c.precision * 100).toFixed(0)} %`, String(c.support)]),
+  );
+  table.replaceChildren(head, ...rows);
+
+  const matrix = $("confusion");
+  const header = row("th", ["", ...labels]);
+  const body = heldOut.confusion.map((counts, actual) => {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = labels[actual];
+    th.scope = "row";
+    tr.append(th);
+    const total = counts.reduce((a, b) => a + b, 0) || 1;
+    counts.forEach((n, predicted) => {
+      const td = document.createElement("td");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "cell";
+      button.dataset.actual = actual;
+      button.dataset.predicted = predicted;
+      button.textContent = String(n);
+      button.setAttribute("aria-label", `${n} photos of ${labels[actual]} predicted as ${labels[predicted]}`);
+      const share = n / total;
+      button.style.setProperty("--share", share.toFixed(3));
+      button.classList.toggle("diagonal", actual === predicted);
+      button.classList.toggle("selected", state.inspect?.actual === actual && state.inspect?.predicted === predicted);
+      td.append(button);
+      tr.append(td);
+    });
+    return tr;
+  });
+  matrix.replaceChildren(header, ...body);
+
+  const inspect = $("inspect");
+  inspect.hidden = !state.inspect;
+  if (state.inspect) {
+    const { actual, predicted } = state.inspect;
+    const urls = new Map(state.classes.flatMap((c) => c.photos.map((p) => [p.id, p.url])));
+    const photos = model.heldOutPhotos.filter((p) => p.actual === actual && p.predicted === predicted && urls.has(p.photoId));
+    const title = document.createElement("p");
+    title.textContent = `${photos.length} held-out photo${photos.length === 1 ? "" : "s"} of “${labels[actual]}” predicted as “${labels[predicted]}”`;
+    const grid = document.createElement("div");
+    grid.className = "thumbs";
+    grid.append(
+      ...photos.map((p) => {
+        const img = document.createElement("img");
+        img.src = urls.get(p.photoId);
+        img.alt = "";
+        img.className = "thumb-img";
+        return img;
+      }),
+    );
+    inspect.replaceChildren(title, grid);
+  }
+}
+
+function row(cell, texts) {
+  const tr = document.createElement("tr");
+  tr.append(
+    ...texts.map((t) => {
+      const el = document.createElement(cell);
+      el.textContent = t;
+      return el;
+    }),
+  );
+  return tr;
+}
+
+/** Plain warnings: near-chance accuracy, classes with few photos. */
+export function warnings({ model, classes }) {
+  const out = [];
+  if (!model?.heldOut) return out;
+  const k = model.labels.length;
+  if (model.heldOut.accuracy < 1 / k + 0.15)
+    out.push(
+      `Held-out accuracy is ${(model.heldOut.accuracy * 100).toFixed(0)} %, close to guessing (${(100 / k).toFixed(0)} %): add more, and more varied, photos.`,
+    );
+  for (const c of classes) {
+    const n = c.photos.filter((p) => p.status === "ready").length;
+    if (n < 10) out.push(`“${c.name}” has only ${n} photo${n === 1 ? "" : "s"}: 10 or more per class work better.`);
+  }
+  return out;
+}
+
+function renderPreview({ preview, model, webcam, problems }) {
+  const bars = $("bars");
+  const verdict = $("verdict");
+  const previewing = webcam.on && webcam.target === "preview";
+  $("preview-webcam").textContent = previewing ? "Stop webcam" : "Webcam";
+  $("preview-video").hidden = !previewing;
+  const image = $("preview-image");
+  image.hidden = previewing || !preview?.url;
+  if (preview?.url && image.getAttribute("src") !== preview.url) image.src = preview.url;
+  $("preview-hint").hidden = previewing || !!preview?.url;
+  const problem = $("preview-problem");
+  problem.hidden = !problems.preview?.length;
+  problem.textContent = (problems.preview || []).join(" ");
+  if (!model) {
+    verdict.textContent = "Train a model (or open one) to classify photos.";
+    bars.replaceChildren();
+    return;
+  }
+  const predictions = preview?.predictions;
+  if (!predictions) {
+    verdict.textContent = "";
+    bars.replaceChildren();
+    return;
+  }
+  const top = predictions[0];
+  // Confident when the top class is more likely than all the others together.
+  const sure = top.probability >= 0.5;
+  verdict.textContent = sure ? `This looks like “${top.label}”` : "Not sure: no class is confident";
+  verdict.classList.toggle("unsure", !sure);
+  const byClass = [...predictions].sort((a, b) => a.class - b.class);
+  bars.replaceChildren(
+    ...byClass.map((p) => {
+      const li = document.createElement("li");
+      li.className = "bar" + (p === top && sure ? " best" : "");
+      const label = document.createElement("span");
+      label.className = "bar-label";
+      label.textContent = p.label;
+      const track = document.createElement("span");
+      track.className = "bar-track";
+      const fill = document.createElement("span");
+      fill.className = "bar-fill";
+      fill.style.width = `${(p.probability * 100).toFixed(1)}%`;
+      track.append(fill);
+      const value = document.createElement("span");
+      value.className = "bar-value";
+      value.textContent = `${Math.round(p.probability * 100)} %`;
+      li.append(label, track, value);
+      return li;
+    }),
+  );
+}

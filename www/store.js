@@ -1,0 +1,171 @@
+// Keeping a project: IndexedDB for reloads (classes, photos, embeddings, the trained head,
+// settings), and a single project file for "Save project" / "Open project".
+const DB_NAME = "fewshot";
+const DB_VERSION = 1;
+
+function open() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, DB_VERSION);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      db.createObjectStore("photos", { keyPath: "id" });
+      db.createObjectStore("meta");
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+let dbPromise = null;
+const db = () => (dbPromise ??= open());
+
+function done(transaction) {
+  return new Promise((resolve, reject) => {
+    transaction.oncomplete = resolve;
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error || new Error("storage aborted"));
+  });
+}
+
+/** Store a photo: its image, class and embeddings. */
+export async function putPhoto(photo, classId) {
+  const t = (await db()).transaction("photos", "readwrite");
+  t.objectStore("photos").put({
+    id: photo.id,
+    classId,
+    added: photo.added,
+    image: photo.image,
+    embeddings: photo.embeddings ? photo.embeddings.map((e) => e.buffer.slice(0)) : null,
+    variantsKey: photo.variantsKey || null,
+  });
+  return done(t);
+}
+
+export async function deletePhotos(ids) {
+  const t = (await db()).transaction("photos", "readwrite");
+  ids.forEach((id) => t.objectStore("photos").delete(id));
+  return done(t);
+}
+
+/** Store everything but the photos: class names and order, settings, the model. */
+export async function putMeta(state) {
+  const t = (await db()).transaction("meta", "readwrite");
+  t.objectStore("meta").put(
+    {
+      classes: state.classes.map((c) => ({ id: c.id, name: c.name })),
+      settings: state.settings,
+      model: state.model,
+    },
+    "project",
+  );
+  return done(t);
+}
+
+/** The saved project: { classes, settings, model } with photos, or null. */
+export async function load() {
+  const database = await db();
+  const t = database.transaction(["meta", "photos"]);
+  const metaRequest = t.objectStore("meta").get("project");
+  const photosRequest = t.objectStore("photos").getAll();
+  await done(t);
+  const meta = metaRequest.result;
+  if (!meta) return null;
+  const byClass = new Map(meta.classes.map((c) => [c.id, []]));
+  for (const p of photosRequest.result) {
+    if (!byClass.has(p.classId)) continue;
+    byClass.get(p.classId).push({
+      id: p.id,
+      added: p.added,
+      image: p.image,
+      embeddings: p.embeddings ? p.embeddings.map((b) => new Float32Array(b)) : null,
+      variantsKey: p.variantsKey,
+    });
+  }
+  for (const photos of byClass.values()) photos.sort((a, b) => a.added - b.added);
+  return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: byClass.get(c.id) })) };
+}
+
+export async function clear() {
+  const t = (await db()).transaction(["meta", "photos"], "readwrite");
+  t.objectStore("meta").clear();
+  t.objectStore("photos").clear();
+  return done(t);
+}
+
+// A project file: "FEWSHOTP" + version byte + u32 length of a JSON manifest + the manifest +
+// the binary parts it points into (images, embeddings, model) as [offset, length].
+const MAGIC = "FEWSHOTP";
+const FILE_VERSION = 1;
+
+/** One file holding the whole project. */
+export async function projectFile(state) {
+  const parts = [];
+  let offset = 0;
+  const add = (bytes) => {
+    parts.push(bytes);
+    const at = [offset, bytes.byteLength];
+    offset += bytes.byteLength;
+    return at;
+  };
+  const classes = [];
+  for (const c of state.classes) {
+    const photos = [];
+    for (const p of c.photos) {
+      if (!p.image) continue;
+      photos.push({
+        id: p.id,
+        type: p.image.type,
+        image: add(new Uint8Array(await p.image.arrayBuffer())),
+        embeddings: p.embeddings ? p.embeddings.map((e) => add(new Uint8Array(e.buffer.slice(0)))) : null,
+        variantsKey: p.variantsKey || null,
+      });
+    }
+    classes.push({ name: c.name, photos });
+  }
+  const model = state.model ? { ...state.model, bytes: add(state.model.bytes) } : null;
+  const manifest = new TextEncoder().encode(
+    JSON.stringify({ format: "fewshot-project", version: FILE_VERSION, settings: state.settings, classes, model }),
+  );
+  const header = new Uint8Array(13);
+  header.set(new TextEncoder().encode(MAGIC));
+  header[8] = FILE_VERSION;
+  new DataView(header.buffer).setUint32(9, manifest.byteLength, true);
+  return new Blob([header, manifest, ...parts], { type: "application/octet-stream" });
+}
+
+/** Read a project file; throws a readable Error for files that are not one or are damaged. */
+export async function readProjectFile(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const notProject = "is not a Fewshot project file";
+  if (bytes.byteLength < 13 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
+    throw new Error(`${file.name} ${notProject}`);
+  }
+  if (bytes[8] > FILE_VERSION) {
+    throw new Error(`${file.name} was saved by a newer Fewshot (project format ${bytes[8]}); update Fewshot to open it`);
+  }
+  const length = new DataView(bytes.buffer).getUint32(9, true);
+  if (13 + length > bytes.byteLength) throw new Error(`${file.name} is truncated (the project description is cut off)`);
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes.subarray(13, 13 + length)));
+  } catch {
+    throw new Error(`${file.name} is damaged (its project description is not readable)`);
+  }
+  if (manifest.format !== "fewshot-project" || !Array.isArray(manifest.classes)) throw new Error(`${file.name} ${notProject}`);
+  const body = bytes.subarray(13 + length);
+  const slice = ([at, len]) => {
+    if (!(at >= 0 && len >= 0 && at + len <= body.byteLength)) throw new Error(`${file.name} is truncated (photos are missing from its end)`);
+    return body.slice(at, at + len);
+  };
+  const classes = manifest.classes.map((c) => ({
+    name: String(c.name ?? "Class"),
+    photos: c.photos.map((p) => ({
+      id: typeof p.id === "string" ? p.id : crypto.randomUUID(),
+      image: new Blob([slice(p.image)], { type: p.type || "image/jpeg" }),
+      embeddings: p.embeddings ? p.embeddings.map((e) => new Float32Array(slice(e).buffer)) : null,
+      variantsKey: p.variantsKey || null,
+    })),
+  }));
+  const model = manifest.model ? { ...manifest.model, bytes: slice(manifest.model.bytes) } : null;
+  return { settings: manifest.settings, classes, model };
+}
