@@ -139,13 +139,18 @@ test_all() {
 
 bench() {
   ensure_test_tools
+  if [ ! -d tests/bench/node_modules/@tensorflow/tfjs-tflite ]; then
+    say "installing TF.js and tfjs-tflite to compare with (npm, from tests/bench/package-lock.json)"
+    npm ci --silent --no-audit --no-fund --prefix tests/bench >/dev/null
+  fi
   weights
   export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  mkdir -p target/bench
   say "native: fewshot bench"
-  cargo run -q --release -- bench
+  cargo run -q --release -- bench | tee target/bench/native.txt
   wasm
-  say "browser: tests/e2e/bench.mjs"
-  node tests/e2e/bench.mjs
+  say "browser: tests/bench/bench.mjs (a few minutes)"
+  node tests/bench/bench.mjs | tee target/bench/browser.txt
 }
 
 case "${1:-}" in

@@ -169,6 +169,27 @@ impl Fewshot {
         })
     }
 
+    /// Embeddings of `count` photos of the same size, their RGBA pixels one after the other,
+    /// in one backbone call: a `Float32Array` of count x 1280.
+    #[wasm_bindgen(js_name = embedBatch)]
+    pub fn embed_batch(&self, rgba: Vec<u8>, count: u32, width: u32, height: u32, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let options: Preprocess = from_js(options)?;
+            let size = width as usize * height as usize * 4;
+            if count == 0 || rgba.len() != size * count as usize {
+                return Err(js_error(Error::BadPixels { width, height, got: rgba.len() / count.max(1) as usize }));
+            }
+            let photos = rgba
+                .chunks_exact(size)
+                .map(|pixels| Ok(options.apply(Rgba::new(pixels, width, height)?)))
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(js_error)?;
+            let embeddings = inner.engine.embed(&photos).await.map_err(js_error)?;
+            Ok(Float32Array::from(embeddings.as_slice()).into())
+        })
+    }
+
     /// The backbone's own ImageNet top-5: `[{ label, class, probability }]`.
     pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let inner = self.inner.clone();

@@ -3,6 +3,7 @@
 
 const WEIGHTS_URL = "weights/mobilenet_v2_1.0_224_quant.tflite";
 const WEIGHTS_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776";
+const WEIGHTS_BYTES = 3610798;
 const CACHE = "fewshot-weights-v1";
 
 let worker = null;
@@ -50,7 +51,9 @@ async function fetchWeights(onProgress) {
   }
   const response = await fetch(WEIGHTS_URL);
   if (!response.ok) throw new Error(`could not download the model weights (HTTP ${response.status})`);
-  const total = Number(response.headers.get("Content-Length")) || 3610798;
+  // Content-Length counts compressed bytes when the server gzips; the reader sees them unpacked.
+  const compressed = response.headers.get("Content-Encoding");
+  const total = (!compressed && Number(response.headers.get("Content-Length"))) || WEIGHTS_BYTES;
   const reader = response.body.getReader();
   const chunks = [];
   let received = 0;

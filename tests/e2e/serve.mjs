@@ -20,16 +20,21 @@ const TYPES = {
   ".ico": "image/x-icon",
   ".txt": "text/plain; charset=utf-8",
 };
-const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".wasm", ".svg", ".txt"]);
+const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".wasm", ".svg", ".txt", ".tflite"]);
 
-export function serve(dir, port = 0) {
+/** Serve `dir` on 127.0.0.1:`port` (0: any free port); `mounts` maps URL prefixes such as
+ * "/bench/" to other folders (used by the benchmark only). */
+export function serve(dir, port = 0, mounts = {}) {
   const root = resolve(dir);
   const cache = new Map(); // path -> { mtime, etag, body, gzipped }
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
-      let path = normalize(join(root, decodeURIComponent(url.pathname)));
-      if (!path.startsWith(root)) throw Object.assign(new Error("outside"), { code: "ENOENT" });
+      const mount = Object.keys(mounts).find((prefix) => url.pathname.startsWith(prefix));
+      const base = mount ? resolve(mounts[mount]) : root;
+      const rest = mount ? url.pathname.slice(mount.length - 1) : url.pathname;
+      let path = normalize(join(base, decodeURIComponent(rest)));
+      if (!path.startsWith(base)) throw Object.assign(new Error("outside"), { code: "ENOENT" });
       let info = await stat(path);
       if (info.isDirectory()) {
         path = join(path, "index.html");

@@ -1,0 +1,322 @@
+// `./build.sh bench`, browser part: every figure measured in headless Chromium (WebGPU where it
+// offers one), each the median of RUNS runs after a warm-up, with min and max. Prints a table
+// and writes target/bench/browser.json.
+//
+//  1. embedding speed, same page load, same 224x224 input: Fewshot (WebGPU, CPU; batch 1, 16),
+//     tfjs-tflite on the same .tflite file, TF.js MobileNetV2 (tf.layers) on WebGL and WebGPU
+//  2. head training: 50 epochs on 100 / 1,000 / 10,000 embeddings, 10 classes
+//  3. time to a trained model: 100 clothing photos added to the page, to "Trained"
+//  4. first load: bytes on a cold and a warm visit, time until ready
+//  5. scale: a 10,000-photo project (synthetic) in IndexedDB: size, JS heap, reload time
+//  6. learning quality: clothing-small train → test through the page's own pipeline
+import { mkdirSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { startServer, launch, ROOT, SHARED } from "../e2e/browser.mjs";
+
+const RUNS = Number(process.env.RUNS || 5);
+const QUICK = process.env.QUICK === "1";
+const { server, origin } = await startServer({ "/bench/": join(ROOT, "tests/bench"), "/shared/": SHARED });
+import { cpus } from "node:os";
+const results = { runs: RUNS, machine: { cpu: cpus()[0]?.model, cores: cpus().length } };
+const log = (...a) => console.error("bench:", ...a);
+
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+// ---------- 1 + 2: embedding and training speed, in one page load ----------
+{
+  const { context } = await launch({ webgpu: true });
+  const page = await context.newPage();
+  page.on("console", (m) => process.env.VERBOSE && console.log(`[page] ${m.text()}`));
+  await page.goto(`${origin}/bench/bench.html`);
+  const photo = readFileSync(join(SHARED, "fixtures/parrot.rgb224.u8")).toString("base64");
+  log("embedding speed");
+  const speed = await page.evaluate(async ({ photo, runs, quick }) => {
+    const out = { browser: navigator.userAgent.match(/Chrome\/[\d.]+/)?.[0], rows: [] };
+    const adapter = await navigator.gpu?.requestAdapter();
+    out.adapter = adapter ? `${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.description || ""}`.trim() : "none";
+    const rgb = Uint8Array.from(atob(photo), (c) => c.charCodeAt(0));
+    const rgba = new Uint8Array(224 * 224 * 4);
+    for (let i = 0; i < 224 * 224; i++) rgba.set([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], 255], 4 * i);
+    const batch16 = new Uint8Array(16 * rgba.length);
+    for (let i = 0; i < 16; i++) batch16.set(rgba, i * rgba.length);
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    async function time(name, batch, fn, first) {
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        const t = performance.now();
+        await fn();
+        times.push((performance.now() - t) / batch);
+      }
+      out.rows.push({ name, batch, firstMs: first, medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times), photosPerSecond: 1000 / median(times) });
+    }
+    const attempt = async (name, fn) => {
+      try {
+        await fn();
+      } catch (e) {
+        out.rows.push({ name, error: String(e.message || e) });
+      }
+    };
+
+    // Fewshot
+    const { default: init, Fewshot } = await import("/pkg/fewshot.js");
+    await init();
+    const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
+    const fewshots = {};
+    for (const device of ["webgpu", "cpu"]) {
+      await attempt(`Fewshot ${device}`, async () => {
+        const f = await Fewshot.create(weights, device);
+        fewshots[device] = f;
+        let t = performance.now();
+        await f.embed(rgba, 224, 224, {});
+        const first = performance.now() - t;
+        await time(`Fewshot ${device}`, 1, () => f.embed(rgba, 224, 224, {}), first);
+        if (!quick || device === "cpu") {
+          t = performance.now();
+          await f.embedBatch(batch16, 16, 224, 224, {});
+          await time(`Fewshot ${device}`, 16, () => f.embedBatch(batch16, 16, 224, 224, {}), performance.now() - t);
+        }
+      });
+    }
+
+    // tfjs-tflite on the very same file.
+    await attempt("tfjs-tflite (same .tflite)", async () => {
+      const tflite = window.tflite;
+      tflite.setWasmPath("/bench/node_modules/@tensorflow/tfjs-tflite/wasm/");
+      const model = await tflite.loadTFLiteModel("/weights/mobilenet_v2_1.0_224_quant.tflite");
+      const input = tf.tensor(rgb, [1, 224, 224, 3], "int32");
+      const run = () => {
+        const y = model.predict(input);
+        const data = y.dataSync();
+        y.dispose();
+        return data;
+      };
+      const t = performance.now();
+      run();
+      await time("tfjs-tflite (same .tflite)", 1, async () => run(), performance.now() - t);
+    });
+
+    // TF.js MobileNetV2 1.0 from tf.layers (Teachable Machine's stack); weights are random.
+    function mobilenetV2() {
+      const input = tf.input({ shape: [224, 224, 3] });
+      const relu6 = () => tf.layers.reLU({ maxValue: 6 });
+      const conv = (x, filters, k, stride, act = true) => {
+        const y = tf.layers.conv2d({ filters, kernelSize: k, strides: stride, padding: "same" }).apply(x);
+        return act ? relu6().apply(y) : y;
+      };
+      let x = conv(input, 32, 3, 2);
+      let channels = 32;
+      for (const [t, c, n, s] of [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]) {
+        for (let i = 0; i < n; i++) {
+          let y = t === 1 ? x : conv(x, channels * t, 1, 1);
+          y = relu6().apply(tf.layers.depthwiseConv2d({ kernelSize: 3, strides: i === 0 ? s : 1, padding: "same" }).apply(y));
+          y = conv(y, c, 1, 1, false);
+          x = i > 0 && channels === c ? tf.layers.add().apply([x, y]) : y;
+          channels = c;
+        }
+      }
+      x = conv(x, 1280, 1, 1);
+      return tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({}).apply(x) });
+    }
+    for (const backend of ["webgl", "webgpu"]) {
+      await attempt(`TF.js ${backend}`, async () => {
+        if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} unavailable`);
+        await tf.ready();
+        const model = mobilenetV2();
+        for (const batch of quick && backend === "webgpu" ? [1] : [1, 16]) {
+          const x = tf.randomUniform([batch, 224, 224, 3], -1, 1);
+          const run = async () => {
+            const y = model.predict(x);
+            await y.data();
+            y.dispose();
+          };
+          const t = performance.now();
+          await run();
+          await time(`TF.js ${backend}`, batch, run, performance.now() - t);
+          x.dispose();
+        }
+      });
+    }
+
+    // Head training on the device the page uses (Fewshot trains heads on its CPU device).
+    out.training = [];
+    const f = fewshots.cpu;
+    for (const n of [100, 1000, 10000]) {
+      const classes = 10;
+      const embeddings = new Float32Array(n * 1280);
+      const targets = new Uint32Array(n);
+      for (let i = 0; i < n; i++) {
+        targets[i] = i % classes;
+        for (let d = 0; d < 1280; d++) embeddings[i * 1280 + d] = Math.random() + (d % classes === targets[i] ? 0.5 : 0);
+      }
+      const labels = Array.from({ length: classes }, (_, i) => `c${i}`);
+      const times = [];
+      for (let r = 0; r < (n === 10000 ? 1 : Math.min(3, runs)); r++) {
+        const t = performance.now();
+        await f.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(), { epochs: 50 }, {}, null);
+        times.push(performance.now() - t);
+      }
+      out.training.push({ embeddings: n, classes, epochs: 50, ...Object.fromEntries(Object.entries({ median: median(times), min: Math.min(...times), max: Math.max(...times) }).map(([k, v]) => [`${k}Seconds`, v / 1000])) });
+    }
+    return out;
+  }, { photo, runs: RUNS, quick: QUICK });
+  results.speed = speed;
+  await context.close();
+}
+
+// ---------- 3 + 4: first load and time to a trained model, through the page ----------
+{
+  log("first load and time to a trained model");
+  const { context } = await launch({ webgpu: true });
+  const bytesOf = async (responses) => {
+    let total = 0;
+    for (const r of responses) {
+      const sizes = await r.request().sizes().catch(() => null);
+      if (sizes) total += sizes.responseBodySize + sizes.responseHeadersSize;
+    }
+    return total;
+  };
+  const visit = async () => {
+    const page = await context.newPage();
+    const responses = [];
+    page.on("response", (r) => /^https?:/.test(r.url()) && responses.push(r));
+    const t = Date.now();
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+    const seconds = (Date.now() - t) / 1000;
+    await page.waitForTimeout(500);
+    return { page, seconds, bytes: await bytesOf(responses), requests: responses.length };
+  };
+  const cold = await visit();
+  await cold.page.close();
+  const warm = await visit();
+  results.firstLoad = {
+    coldBytes: cold.bytes, coldSeconds: cold.seconds, coldRequests: cold.requests,
+    warmBytes: warm.bytes, warmSeconds: warm.seconds, warmRequests: warm.requests,
+    wasmGzipBytes: null,
+  };
+  const page = warm.page;
+  const labels = readdirSync(join(SHARED, "datasets/clothing-small/train")).sort();
+  const cards = page.locator(".class-card");
+  while ((await cards.count()) < labels.length) await page.click("#add-class");
+  for (let i = 0; i < labels.length; i++) await cards.nth(i).locator(".class-name").fill(labels[i]);
+  const t = Date.now();
+  for (let i = 0; i < labels.length; i++) {
+    const dir = join(SHARED, "datasets/clothing-small/train", labels[i]);
+    await cards.nth(i).locator(".file-input").setInputFiles(readdirSync(dir).sort().slice(0, 10).map((f) => join(dir, f)));
+  }
+  await page.waitForFunction(() => document.querySelectorAll(".thumb:not(.busy)").length === 100, null, { timeout: 600_000 });
+  const embedded = (Date.now() - t) / 1000;
+  await page.click("#train");
+  await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 300_000 });
+  results.timeToModel = { photos: 100, classes: 10, device: await page.getAttribute("body", "data-engine"), embedSeconds: embedded, totalSeconds: (Date.now() - t) / 1000 };
+  await context.close();
+}
+
+// ---------- 6: learning quality through the page's own pipeline ----------
+if (!QUICK) {
+  log("learning quality through the page (300 train photos, 372 test photos)");
+  const { context } = await launch({ webgpu: true });
+  const page = await context.newPage();
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  const root = join(SHARED, "datasets/clothing-small");
+  const labels = readdirSync(join(root, "train")).sort();
+  const list = (split) => labels.flatMap((l, c) => readdirSync(join(root, split, l)).sort().map((f) => [`/shared/datasets/clothing-small/${split}/${l}/${f}`, c]));
+  const quality = await page.evaluate(async ({ labels, train, test }) => {
+    const engine = await import("/engine.js");
+    const photos = await import("/photos.js");
+    const embed = async (url) => (await engine.embed(await photos.storedImage(await (await fetch(url)).blob()), [{}]))[0];
+    const embeddings = new Float32Array(train.length * 1280);
+    const targets = new Uint32Array(train.length);
+    for (let i = 0; i < train.length; i++) {
+      embeddings.set(await embed(train[i][0]), i * 1280);
+      targets[i] = train[i][1];
+    }
+    const result = await engine.train({ labels, embeddings, targets, config: {}, preprocess: {} });
+    const model = { key: "bench", bytes: result.model };
+    let correct = 0;
+    for (const [url, c] of test) {
+      const [best] = await engine.predict(model, await photos.storedImage(await (await fetch(url)).blob()));
+      if (best.class === c) correct++;
+    }
+    return { accuracy: correct / test.length, train: train.length, test: test.length };
+  }, { labels, train: list("train"), test: list("test") });
+  results.quality = { ...quality, reference: 0.806 };
+  await context.close();
+}
+
+// ---------- 5: scale, a 10,000-photo project ----------
+{
+  const n = QUICK ? 1000 : 10000;
+  log(`scale: a ${n}-photo project`);
+  const { context } = await launch({ webgpu: true });
+  const page = await context.newPage();
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  await page.evaluate(async (n) => {
+    const store = await import("/store.js");
+    const { state } = await import("/state.js");
+    const classes = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), name: `class ${i}`, photos: [] }));
+    const canvas = new OffscreenCanvas(448, 336);
+    const g = canvas.getContext("2d");
+    const key = JSON.stringify([{ framing: "crop" }]);
+    for (let i = 0; i < n; i++) {
+      g.fillStyle = `hsl(${(i * 37) % 360} 60% 50%)`;
+      g.fillRect(0, 0, 448, 336);
+      g.fillStyle = "#fff";
+      g.fillText(String(i), 20 + (i % 400), 40 + (i % 280));
+      const image = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.85 });
+      const embedding = new Float32Array(1280).map(() => Math.random());
+      await store.putPhoto({ id: crypto.randomUUID(), added: i, image, embeddings: [embedding], variantsKey: key }, classes[i % 10].id);
+    }
+    await store.putMeta({ ...state, classes });
+  }, n);
+  const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
+  const t = Date.now();
+  await page.reload();
+  await page.waitForFunction((n) => document.querySelectorAll(".thumb").length === n, n, { timeout: 600_000 });
+  const reloadSeconds = (Date.now() - t) / 1000;
+  const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
+  const client = await context.newCDPSession(page);
+  const metrics = await client.send("Performance.enable").then(() => client.send("Performance.getMetrics"));
+  const jsHeapTotal = metrics.metrics.find((m) => m.name === "JSHeapTotalSize")?.value;
+  results.scale = { photos: n, indexedDbBytes: usage, reloadSeconds, jsHeapUsedBytes: heap, jsHeapTotalBytes: jsHeapTotal, crashed: false };
+  await context.close();
+}
+
+server.close();
+mkdirSync(join(ROOT, "target/bench"), { recursive: true });
+writeFileSync(join(ROOT, "target/bench/browser.json"), JSON.stringify(results, null, 1));
+
+// ---------- the table ----------
+const s = results.speed;
+const mb = (b) => (b / 1e6).toFixed(2) + " MB";
+console.log(`\nMachine: ${results.machine.cpu}, ${results.machine.cores} cores. Browser: ${s.browser} headless; WebGPU adapter: ${s.adapter}; ${RUNS} runs each, after a warm-up\n`);
+console.log("| embedding (224x224) | batch | first (s) | ms/photo median [min-max] | photos/s |");
+console.log("| --- | ---: | ---: | --- | ---: |");
+const ok = s.rows.filter((r) => !r.error);
+for (const r of s.rows) {
+  if (r.error) console.log(`| ${r.name} | | | error: ${r.error} | |`);
+  else console.log(`| ${r.name} | ${r.batch} | ${(r.firstMs / 1000).toFixed(2)} | ${r.medianMs.toFixed(1)} [${r.minMs.toFixed(1)}-${r.maxMs.toFixed(1)}] | ${r.photosPerSecond.toFixed(1)} |`);
+}
+const best = (prefix) => Math.max(0, ...ok.filter((r) => r.name.startsWith(prefix)).map((r) => r.photosPerSecond));
+const ours = best("Fewshot");
+const ourGpu = best("Fewshot webgpu");
+console.log(`\nFewshot's best: ${ours.toFixed(1)} photos/s (WebGPU: ${ourGpu.toFixed(1)}). Ratios, Fewshot best / other:`);
+for (const other of ["tfjs-tflite", "TF.js webgl", "TF.js webgpu"]) {
+  const theirs = best(other);
+  console.log(`  ${other}: ${theirs ? (ours / theirs).toFixed(2) + "x" : "n/a"}${theirs ? `  (Fewshot WebGPU / it: ${(ourGpu / theirs).toFixed(2)}x)` : ""}`);
+}
+console.log("\n| head training, 10 classes, 50 epochs | seconds median [min-max] |\n| --- | --- |");
+for (const t of s.training) console.log(`| ${t.embeddings} embeddings | ${t.medianSeconds.toFixed(2)} [${t.minSeconds.toFixed(2)}-${t.maxSeconds.toFixed(2)}] |`);
+const f = results.firstLoad;
+console.log(`\nfirst load: cold ${mb(f.coldBytes)} in ${f.coldRequests} requests, ready after ${f.coldSeconds.toFixed(1)} s; warm ${(f.warmBytes / 1000).toFixed(1)} KB in ${f.warmRequests} requests, ready after ${f.warmSeconds.toFixed(1)} s`);
+const m = results.timeToModel;
+console.log(`time to a trained model: ${m.photos} photos, ${m.classes} classes, on ${m.device}: ${m.totalSeconds.toFixed(1)} s (embedding ${m.embedSeconds.toFixed(1)} s)`);
+const sc = results.scale;
+console.log(`scale: ${sc.photos} photos: IndexedDB ${mb(sc.indexedDbBytes)}, reload ${sc.reloadSeconds.toFixed(1)} s, JS heap ${mb(sc.jsHeapUsedBytes)} used`);
+if (results.quality) console.log(`learning quality (page pipeline): ${(results.quality.accuracy * 100).toFixed(1)} % on ${results.quality.test} test photos (reference 80.6 %)`);
+console.log(`\nall figures: target/bench/browser.json`);
