@@ -16,7 +16,7 @@ use std::time::Instant;
 use fewshot::dataset::Dataset;
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
-use fewshot::model::{now_unix_ms, Model, ModelInfo};
+use fewshot::model::Model;
 use fewshot::predict::top_k;
 use fewshot::preprocess::{Framing, Preprocess};
 use fewshot::rng::Rng;
@@ -35,7 +35,6 @@ options for every command:
   --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
   --framing crop|pad centre-crop photos (default) or pad them to a square";
 
-const IMAGENET_LABELS: &str = include_str!("imagenet_labels.txt");
 /// Photos per backbone call.
 const BATCH: usize = 16;
 
@@ -230,7 +229,7 @@ fn images(args: &Args) -> Result<Vec<PathBuf>> {
 fn classify(args: &Args) -> Result<()> {
     let files = images(args)?;
     let engine = engine(args)?;
-    let labels: Vec<String> = IMAGENET_LABELS.lines().map(|l| l.split(',').next().unwrap_or(l).to_string()).collect();
+    let labels = fewshot::backbone::imagenet_labels();
     let options = preprocess_options(args)?;
     for path in files {
         let photo = decode_file(&path).and_then(|p| Ok(options.apply(p.rgba()?)));
@@ -290,26 +289,12 @@ fn train_config(args: &Args) -> Result<TrainConfig> {
 /// Train a head on a dataset exactly as the page does, with a progress bar.
 fn train_head(data: Dataset, config: TrainConfig, options: Preprocess, sha256: &str) -> Result<Model> {
     let bar = progress(config.epochs, "training");
-    let counts = data.counts();
-    let labels = data.labels.clone();
-    let hidden_units = config.hidden_units;
     let trained = train(data, config, |report| {
         bar.set_position(report.epoch as u64);
         true
     })?;
     bar.finish_and_clear();
-    Ok(Model {
-        info: ModelInfo {
-            labels,
-            backbone_sha256: sha256.to_string(),
-            preprocess: options,
-            hidden_units,
-            held_out: trained.held_out,
-            photos_per_class: counts,
-            created_unix_ms: now_unix_ms(),
-        },
-        head: trained.weights,
-    })
+    Ok(Model::new(&trained, sha256, options))
 }
 
 fn eval(args: &Args) -> Result<()> {

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::Evaluation;
 use crate::head::{HeadShape, HeadWeights};
 use crate::preprocess::Preprocess;
+use crate::train::Trained;
 
 /// The value of the metadata key `format`.
 pub const FORMAT: &str = "fewshot-model";
@@ -45,6 +46,22 @@ pub struct ModelInfo {
 }
 
 impl Model {
+    /// The model a training run made, stamped with the current time.
+    pub fn new(trained: &Trained, backbone_sha256: &str, preprocess: Preprocess) -> Self {
+        Model {
+            info: ModelInfo {
+                labels: trained.labels.clone(),
+                backbone_sha256: backbone_sha256.to_string(),
+                preprocess,
+                hidden_units: trained.weights.shape.hidden,
+                held_out: trained.held_out.clone(),
+                photos_per_class: trained.photos_per_class.clone(),
+                created_unix_ms: now_unix_ms(),
+            },
+            head: trained.weights.clone(),
+        }
+    }
+
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let names = if self.head.layers.len() == 2 { vec!["hidden", "output"] } else { vec!["output"] };

@@ -98,6 +98,9 @@ pub struct EpochReport {
 /// What training leaves: the head's weights and how it did.
 #[derive(Debug, Clone)]
 pub struct Trained {
+    pub labels: Vec<String>,
+    /// Photos per class in the dataset (held-out ones included).
+    pub photos_per_class: Vec<usize>,
     pub weights: HeadWeights,
     pub history: Vec<EpochReport>,
     /// On the held-out photos, when there were some.
@@ -201,6 +204,8 @@ impl Trainer {
             Evaluation::new(&self.data.labels, &actual, &predicted)
         });
         Trained {
+            photos_per_class: self.data.counts(),
+            labels: self.data.labels,
             weights: head.to_weights(self.shape),
             history: self.history,
             held_out,

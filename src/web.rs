@@ -7,7 +7,8 @@
 //! await init();
 //! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
 //! const embedding = await fewshot.embed(imageData.data, imageData.width, imageData.height, {});
-//! const result = await fewshot.train(labels, embeddings, targets, { epochs: 50 }, (r) => true);
+//! const result = await fewshot.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(),
+//!   { epochs: 50 }, { framing: "crop" }, (epoch) => true);
 //! const classifier = Classifier.load(result.model);
 //! classifier.predict(embedding);  // [{ label, class, probability }, ...]
 //! ```
@@ -19,17 +20,15 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::backbone::EMBEDDING_DIM;
+use crate::backbone::{imagenet_labels, EMBEDDING_DIM};
 use crate::dataset::Dataset;
 use crate::device;
 use crate::engine::{Classifier as EngineClassifier, Engine};
 use crate::error::Error;
-use crate::model::{now_unix_ms, Model, ModelInfo};
+use crate::model::Model;
 use crate::predict::top_k;
 use crate::preprocess::{Preprocess, Rgba};
 use crate::train::{TrainConfig, Trainer};
-
-const IMAGENET_LABELS: &str = include_str!("imagenet_labels.txt");
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -196,8 +195,7 @@ impl Fewshot {
         future_to_promise(async move {
             let photo = Preprocess::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
             let probabilities = inner.engine.imagenet(&[photo]).await.map_err(js_error)?;
-            let labels: Vec<String> = IMAGENET_LABELS.lines().map(|l| l.split(',').next().unwrap_or(l).to_string()).collect();
-            to_js(&top_k(&probabilities, &labels, 5))
+            to_js(&top_k(&probabilities, &imagenet_labels(), 5))
         })
     }
 
@@ -222,8 +220,7 @@ impl Fewshot {
         future_to_promise(async move {
             let config: TrainConfig = from_js(config)?;
             let preprocess: Preprocess = from_js(preprocess)?;
-            let hidden_units = config.hidden_units;
-            let mut data = Dataset::new(labels.clone());
+            let mut data = Dataset::new(labels);
             if embeddings.len() != targets.len() * EMBEDDING_DIM {
                 return Err(js_error(Error::BadConfig("embeddings and targets differ in number".into())));
             }
@@ -236,7 +233,6 @@ impl Fewshot {
             for (v, &of) in variant_of.iter().enumerate() {
                 data.push_variant(&variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], of as usize).map_err(js_error)?;
             }
-            let counts = data.counts();
             let mut trainer = Trainer::new(data, config).map_err(js_error)?;
             while let Some(report) = trainer.epoch() {
                 if let Some(callback) = &on_epoch {
@@ -248,19 +244,7 @@ impl Fewshot {
                 yield_now().await;
             }
             let trained = trainer.finish();
-            let model = Model {
-                info: ModelInfo {
-                    labels,
-                    backbone_sha256: sha256,
-                    preprocess,
-                    hidden_units,
-                    held_out: trained.held_out.clone(),
-                    photos_per_class: counts,
-                    created_unix_ms: now_unix_ms(),
-                },
-                head: trained.weights,
-            };
-            let bytes = model.to_bytes().map_err(js_error)?;
+            let bytes = Model::new(&trained, &sha256, preprocess).to_bytes().map_err(js_error)?;
             let result = js_sys::Object::new();
             Reflect::set(&result, &"model".into(), &Uint8Array::from(bytes.as_slice()))?;
             Reflect::set(&result, &"history".into(), &to_js(&trained.history)?)?;

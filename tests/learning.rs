@@ -4,7 +4,7 @@ use std::path::Path;
 
 use fewshot::dataset::Dataset;
 use fewshot::decode::{class_folders, decode_file};
-use fewshot::model::{Model, ModelInfo};
+use fewshot::model::Model;
 use fewshot::preprocess::Preprocess;
 use fewshot::train::{train, TrainConfig};
 use fewshot::{Classifier, Engine};
@@ -44,18 +44,8 @@ fn clothing_small_reaches_78_percent_with_defaults() {
     let held_out = trained.held_out.clone().expect("30 photos a class give a held-out split");
     assert_eq!(held_out.confusion.iter().flatten().sum::<usize>(), 10 * 5, "15 % of 30 = 5 per class");
 
-    let model = Model {
-        info: ModelInfo {
-            labels: train_data.labels.clone(),
-            backbone_sha256: engine.weights_sha256.clone(),
-            preprocess: Preprocess::default(),
-            hidden_units: 0,
-            held_out: trained.held_out,
-            photos_per_class: train_data.counts(),
-            created_unix_ms: 0,
-        },
-        head: trained.weights,
-    };
+    let model = Model::new(&trained, &engine.weights_sha256, Preprocess::default());
+    assert_eq!(model.info.photos_per_class, vec![30; 10]);
     let classifier = Classifier::new(Model::from_bytes(&model.to_bytes().unwrap()).unwrap());
     let evaluation = classifier.evaluate(&test_data).unwrap();
     eprintln!("clothing-small test accuracy: {:.1} %", evaluation.accuracy * 100.0);

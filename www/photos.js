@@ -8,11 +8,14 @@ const IMAGE_TYPES = /^image\//;
 /** A stored JPEG (white behind transparency) from any image Blob; throws a readable Error. */
 export async function storedImage(blob) {
   if (blob.size === 0) throw new Error("the file is empty (0 bytes)");
-  if (blob.type && !IMAGE_TYPES.test(blob.type)) throw new Error("not an image");
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
   } catch {
+    // The type only words the message: files are tried whatever their name says.
+    if (blob.type && !IMAGE_TYPES.test(blob.type) && blob.type !== "application/octet-stream") {
+      throw new Error(`not an image (${blob.type})`);
+    }
     throw new Error("not a readable image (damaged, or a format this browser cannot decode)");
   }
   try {

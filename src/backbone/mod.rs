@@ -22,6 +22,11 @@ pub const IMAGENET_CLASSES: usize = 1001;
 /// sha256 of the published `mobilenet_v2_1.0_224_quant.tflite`.
 pub const KNOWN_SHA256: &str = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776";
 
+/// The backbone's 1001 ImageNet class names, short form ("macaw", not "macaw, ara").
+pub fn imagenet_labels() -> Vec<String> {
+    include_str!("../imagenet_labels.txt").lines().map(|l| l.split(',').next().unwrap_or(l).to_string()).collect()
+}
+
 /// The inverted-residual stages of MobileNetV2 1.0: (expansion, channels, repeats, stride),
 /// table 2 of Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear Bottlenecks".
 const STAGES: [(usize, usize, usize, usize); 7] =

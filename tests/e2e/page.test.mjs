@@ -146,7 +146,7 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   assert.equal(problems.length, 3, problems.join("\n"));
   assert.match(problems.join("\n"), /corrupt\.jpg: not a readable image/);
   assert.match(problems.join("\n"), /empty\.jpg: the file is empty \(0 bytes\)/);
-  assert.match(problems.join("\n"), /notes\.txt: not an image/);
+  assert.match(problems.join("\n"), /notes\.txt: not an image \(text\/plain\)/);
   const huge = await page.evaluate(async () => {
     const canvas = new OffscreenCanvas(12000, 12000);
     const g = canvas.getContext("2d");
