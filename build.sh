@@ -147,7 +147,8 @@ bench() {
   export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
   mkdir -p target/bench
   say "native: fewshot bench"
-  cargo run -q --release -- bench | tee target/bench/native.txt
+  # The test build (Burn at opt-level 3) rather than a third full build of Burn.
+  cargo run -q -- bench | tee target/bench/native.txt
   wasm
   say "browser: tests/bench/bench.mjs (a few minutes)"
   node tests/bench/bench.mjs | tee target/bench/browser.txt

@@ -11,12 +11,13 @@
 //  6. learning quality: clothing-small train → test through the page's own pipeline
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { cpus } from "node:os";
+import { gzipSync } from "node:zlib";
 import { startServer, launch, ROOT, SHARED } from "../e2e/browser.mjs";
 
-const RUNS = Number(process.env.RUNS || 5);
+const RUNS = Number(process.env.RUNS || 3);
 const QUICK = process.env.QUICK === "1";
 const { server, origin } = await startServer({ "/bench/": join(ROOT, "tests/bench"), "/shared/": SHARED });
-import { cpus } from "node:os";
 const results = { runs: RUNS, machine: { cpu: cpus()[0]?.model, cores: cpus().length } };
 const log = (...a) => console.error("bench:", ...a);
 
@@ -195,7 +196,8 @@ function stats(xs) {
   results.firstLoad = {
     coldBytes: cold.bytes, coldSeconds: cold.seconds, coldRequests: cold.requests,
     warmBytes: warm.bytes, warmSeconds: warm.seconds, warmRequests: warm.requests,
-    wasmGzipBytes: null,
+    wasmBytes: readFileSync(join(ROOT, "www/pkg/fewshot_bg.wasm")).length,
+    wasmGzipBytes: gzipSync(readFileSync(join(ROOT, "www/pkg/fewshot_bg.wasm")), { level: 9 }).length,
   };
   const page = warm.page;
   const labels = readdirSync(join(SHARED, "datasets/clothing-small/train")).sort();
@@ -313,7 +315,8 @@ for (const other of ["tfjs-tflite", "TF.js webgl", "TF.js webgpu"]) {
 console.log("\n| head training, 10 classes, 50 epochs | seconds median [min-max] |\n| --- | --- |");
 for (const t of s.training) console.log(`| ${t.embeddings} embeddings | ${t.medianSeconds.toFixed(2)} [${t.minSeconds.toFixed(2)}-${t.maxSeconds.toFixed(2)}] |`);
 const f = results.firstLoad;
-console.log(`\nfirst load: cold ${mb(f.coldBytes)} in ${f.coldRequests} requests, ready after ${f.coldSeconds.toFixed(1)} s; warm ${(f.warmBytes / 1000).toFixed(1)} KB in ${f.warmRequests} requests, ready after ${f.warmSeconds.toFixed(1)} s`);
+console.log(`\nwasm: ${mb(f.wasmBytes)}, ${mb(f.wasmGzipBytes)} gzipped`);
+console.log(`first load: cold ${mb(f.coldBytes)} in ${f.coldRequests} requests, ready after ${f.coldSeconds.toFixed(1)} s; warm ${(f.warmBytes / 1000).toFixed(1)} KB in ${f.warmRequests} requests, ready after ${f.warmSeconds.toFixed(1)} s`);
 const m = results.timeToModel;
 console.log(`time to a trained model: ${m.photos} photos, ${m.classes} classes, on ${m.device}: ${m.totalSeconds.toFixed(1)} s (embedding ${m.embedSeconds.toFixed(1)} s)`);
 const sc = results.scale;
