@@ -85,6 +85,9 @@ function stats(xs) {
     // tfjs-tflite on the very same file.
     await attempt("tfjs-tflite (same .tflite)", async () => {
       const tflite = window.tflite;
+      // tfjs-tflite runs on its own wasm, but needs a TF.js backend for its tensors.
+      await tf.setBackend("cpu");
+      await tf.ready();
       tflite.setWasmPath("/bench/node_modules/@tensorflow/tfjs-tflite/wasm/");
       const model = await tflite.loadTFLiteModel("/weights/mobilenet_v2_1.0_224_quant.tflite");
       const input = tf.tensor(rgb, [1, 224, 224, 3], "int32");
@@ -167,8 +170,10 @@ function stats(xs) {
   await context.close();
 }
 
+const ONLY_SPEED = process.env.ONLY === "speed";
+
 // ---------- 3 + 4: first load and time to a trained model, through the page ----------
-{
+if (!ONLY_SPEED) {
   log("first load and time to a trained model");
   const { context } = await launch({ webgpu: true });
   const bytesOf = async (responses) => {
@@ -218,7 +223,7 @@ function stats(xs) {
 }
 
 // ---------- 6: learning quality through the page's own pipeline ----------
-if (!QUICK) {
+if (!QUICK && !ONLY_SPEED) {
   log("learning quality through the page (300 train photos, 372 test photos)");
   const { context } = await launch({ webgpu: true });
   const page = await context.newPage();
@@ -251,7 +256,7 @@ if (!QUICK) {
 }
 
 // ---------- 5: scale, a 10,000-photo project ----------
-{
+if (!ONLY_SPEED) {
   const n = QUICK ? 1000 : 10000;
   log(`scale: a ${n}-photo project`);
   const { context } = await launch({ webgpu: true });
@@ -315,11 +320,13 @@ for (const other of ["tfjs-tflite", "TF.js webgl", "TF.js webgpu"]) {
 console.log("\n| head training, 10 classes, 50 epochs | seconds median [min-max] |\n| --- | --- |");
 for (const t of s.training) console.log(`| ${t.embeddings} embeddings | ${t.medianSeconds.toFixed(2)} [${t.minSeconds.toFixed(2)}-${t.maxSeconds.toFixed(2)}] |`);
 const f = results.firstLoad;
+if (f) {
 console.log(`\nwasm: ${mb(f.wasmBytes)}, ${mb(f.wasmGzipBytes)} gzipped`);
 console.log(`first load: cold ${mb(f.coldBytes)} in ${f.coldRequests} requests, ready after ${f.coldSeconds.toFixed(1)} s; warm ${(f.warmBytes / 1000).toFixed(1)} KB in ${f.warmRequests} requests, ready after ${f.warmSeconds.toFixed(1)} s`);
 const m = results.timeToModel;
 console.log(`time to a trained model: ${m.photos} photos, ${m.classes} classes, on ${m.device}: ${m.totalSeconds.toFixed(1)} s (embedding ${m.embedSeconds.toFixed(1)} s)`);
 const sc = results.scale;
 console.log(`scale: ${sc.photos} photos: IndexedDB ${mb(sc.indexedDbBytes)}, reload ${sc.reloadSeconds.toFixed(1)} s, JS heap ${mb(sc.jsHeapUsedBytes)} used`);
+}
 if (results.quality) console.log(`learning quality (page pipeline): ${(results.quality.accuracy * 100).toFixed(1)} % on ${results.quality.test} test photos (reference 80.6 %)`);
 console.log(`\nall figures: target/bench/browser.json`);
