@@ -159,13 +159,7 @@ impl Fewshot {
     /// The 1280-d embedding (`Float32Array`) of RGBA pixels, e.g. `ImageData.data`.
     /// `options`: `{ framing: "crop" | "pad", flip: bool, zoom: 0..0.9 }`.
     pub fn embed(&self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let options: Preprocess = from_js(options)?;
-            let photo = options.apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
-            let embedding = inner.engine.embed(&[photo]).await.map_err(js_error)?;
-            Ok(Float32Array::from(embedding.as_slice()).into())
-        })
+        self.embed_batch(rgba, 1, width, height, options)
     }
 
     /// Embeddings of `count` photos of the same size, their RGBA pixels one after the other,
