@@ -8,7 +8,8 @@ use crate::backbone::{Backbone, EMBEDDING_DIM, IMAGENET_CLASSES, KNOWN_SHA256};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluate::Evaluation;
-use crate::head::Head;
+use crate::familiar::Unfamiliarity;
+use crate::matrix::{argmax_rows, softmax_rows};
 use crate::model::{Model, ModelInfo};
 use crate::predict::{softmax, top_k, Prediction};
 use crate::preprocess::{INPUT_LEN, INPUT_SIDE};
@@ -85,17 +86,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A trained head with its labels, ready to predict. Runs on the CPU device: a head is a
-/// single small matrix product.
+/// A trained head with its labels, ready to predict: a small matrix product on the CPU.
 pub struct Classifier {
     pub model: Model,
-    head: Head,
 }
 
 impl Classifier {
     pub fn new(model: Model) -> Self {
-        let head = Head::from_weights(&model.head, &Device::flex());
-        Classifier { model, head }
+        Classifier { model }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -117,22 +115,27 @@ impl Classifier {
             return Err(Error::BadConfig("the test photos' classes differ from the model's".into()));
         }
         let k = data.labels.len();
-        let predicted: Vec<usize> = self
-            .probabilities(&data.embeddings)?
-            .chunks(k)
-            .map(|p| top_k(p, &data.labels, 1)[0].class)
-            .collect();
+        let predicted = argmax_rows(&self.probabilities(&data.embeddings)?, k);
         Ok(Evaluation::new(&data.labels, &data.targets, &predicted))
     }
 
-    fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
-        if embeddings.is_empty() || embeddings.len() % EMBEDDING_DIM != 0 {
+    /// For each of `[n * 1280]` embeddings, how unlike the training photos it is ("none of
+    /// these"); `None` for a model without the training photos' fingerprints.
+    pub fn judge(&self, embeddings: &[f32]) -> Result<Option<Vec<Unfamiliarity>>> {
+        self.probabilities(embeddings)?; // the same checks
+        Ok(self.model.familiarity.as_ref().map(|f| f.judge(embeddings)))
+    }
+
+    /// Softmax probabilities `[n * classes]`.
+    pub fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
+        if embeddings.is_empty() || !embeddings.len().is_multiple_of(EMBEDDING_DIM) {
             return Err(Error::BadConfig(format!("embeddings must be a multiple of {EMBEDDING_DIM} values")));
         }
-        let n = embeddings.len() / EMBEDDING_DIM;
-        let x = Tensor::from_data(TensorData::new(embeddings.to_vec(), [n, EMBEDDING_DIM]), &Device::flex());
-        let logits = self.head.forward(x);
-        let logits: Vec<f32> = logits.into_data().try_into_vec().map_err(|e| Error::Gpu(format!("{e:?}")))?;
-        Ok(logits.chunks(self.model.info.labels.len()).flat_map(softmax).collect())
+        if embeddings.iter().any(|v| !v.is_finite()) {
+            return Err(Error::BadConfig("an embedding holds a value that is not a finite number".into()));
+        }
+        let mut p = self.model.head.logits(embeddings);
+        softmax_rows(&mut p, self.model.info.labels.len());
+        Ok(p)
     }
 }

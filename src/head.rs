@@ -1,13 +1,12 @@
 //! The classification head, the only part that is trained: embeddings `[n, 1280]` → logits
 //! `[n, classes]`. Softmax regression by default; optionally one hidden ReLU layer, as
-//! Teachable Machine's Dense(100, ReLU).
+//! Teachable Machine's Dense(100, ReLU). Plain matrix products on flat slices ([`crate::matrix`]):
+//! the same code predicts in the CLI, the page and inside the trainer.
 
-use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::EMBEDDING_DIM;
+use crate::matrix::{add_row, matmul, Stored};
 use crate::rng::Rng;
 
 /// The shape of a head.
@@ -18,15 +17,24 @@ pub struct HeadShape {
     pub hidden: usize,
 }
 
-/// A linear classifier, or a one-hidden-layer perceptron.
-#[derive(Module, Debug)]
-pub struct Head {
-    hidden: Option<Linear>,
-    output: Linear,
+impl HeadShape {
+    /// (inputs, outputs) of each layer.
+    pub fn layer_dims(self) -> Vec<(usize, usize)> {
+        if self.hidden == 0 {
+            vec![(EMBEDDING_DIM, self.classes)]
+        } else {
+            vec![(EMBEDDING_DIM, self.hidden), (self.hidden, self.classes)]
+        }
+    }
+
+    /// Number of trained values: every weight and bias.
+    pub fn parameter_count(self) -> usize {
+        self.layer_dims().iter().map(|(i, o)| i * o + o).sum()
+    }
 }
 
-/// The head's weights as plain arrays, in Burn's `[inputs, outputs]` layout: what a model
-/// file stores.
+/// The head's weights as plain arrays, each layer's weight `[inputs, outputs]` row-major: what
+/// a model file stores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadWeights {
     pub shape: HeadShape,
@@ -35,69 +43,98 @@ pub struct HeadWeights {
 }
 
 impl HeadWeights {
-    /// Fresh weights: uniform in ±1/sqrt(inputs) (Kaiming-uniform with gain 1/sqrt 3, as
-    /// Burn's `Linear` default), biases zero, from a seeded generator.
+    /// Starting weights. A softmax regression starts at zero (its loss is convex: the start does
+    /// not matter, and zero is the same everywhere); a hidden layer starts uniform in
+    /// ±1/sqrt(inputs) from a seeded generator, the output layer after it at zero.
     pub fn init(shape: HeadShape, rng: &mut Rng) -> Self {
-        let mut layers = Vec::new();
-        let mut inputs = EMBEDDING_DIM;
-        for outputs in [shape.hidden, shape.classes] {
-            if outputs == 0 {
-                continue;
-            }
-            let bound = 1.0 / (inputs as f32).sqrt();
-            let weight = (0..inputs * outputs).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect();
-            layers.push((weight, vec![0.0; outputs]));
-            inputs = outputs;
-        }
+        let layers = shape
+            .layer_dims()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (inputs, outputs))| {
+                let random = shape.hidden > 0 && i == 0;
+                let bound = 1.0 / (inputs as f32).sqrt();
+                let weight = (0..inputs * outputs).map(|_| if random { (rng.next_f32() * 2.0 - 1.0) * bound } else { 0.0 }).collect();
+                (weight, vec![0.0; outputs])
+            })
+            .collect();
         HeadWeights { shape, layers }
     }
 
-    /// (inputs, outputs) of each layer.
-    pub fn layer_dims(shape: HeadShape) -> Vec<(usize, usize)> {
-        if shape.hidden == 0 {
-            vec![(EMBEDDING_DIM, shape.classes)]
-        } else {
-            vec![(EMBEDDING_DIM, shape.hidden), (shape.hidden, shape.classes)]
-        }
+    /// All values in one vector: each layer's weight, then its bias (the optimiser's view).
+    pub fn to_flat(&self) -> Vec<f32> {
+        self.layers.iter().flat_map(|(w, b)| w.iter().chain(b)).copied().collect()
+    }
+
+    /// The inverse of [`HeadWeights::to_flat`].
+    pub fn from_flat(shape: HeadShape, flat: &[f32]) -> Self {
+        let mut rest = flat;
+        let layers = shape
+            .layer_dims()
+            .into_iter()
+            .map(|(inputs, outputs)| {
+                let (w, tail) = rest.split_at(inputs * outputs);
+                let (b, tail) = tail.split_at(outputs);
+                rest = tail;
+                (w.to_vec(), b.to_vec())
+            })
+            .collect();
+        HeadWeights { shape, layers }
+    }
+
+    /// Logits `[n, classes]` of `n` embeddings `[n, 1280]`.
+    pub fn logits(&self, embeddings: &[f32]) -> Vec<f32> {
+        forward(self.shape, &self.layers, embeddings).1
     }
 }
 
-impl Head {
-    /// Build the module on `device` from plain weights.
-    pub fn from_weights(weights: &HeadWeights, device: &Device) -> Self {
-        let mut layers = HeadWeights::layer_dims(weights.shape)
-            .into_iter()
-            .zip(&weights.layers)
-            .map(|((inputs, outputs), (w, b))| {
-                let mut linear = LinearConfig::new(inputs, outputs).init(device);
-                linear.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w.clone(), [inputs, outputs]), device));
-                linear.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b.clone(), [outputs]), device)));
-                linear
-            })
-            .collect::<Vec<_>>();
-        let output = layers.pop().expect("a head has an output layer");
-        Head { hidden: layers.pop(), output }
+/// The forward pass on flat layers: (hidden activations `[n, hidden]`, empty without a hidden
+/// layer; logits `[n, classes]`). The trainer keeps the activations for the backward pass.
+pub fn forward(shape: HeadShape, layers: &[(Vec<f32>, Vec<f32>)], embeddings: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let n = embeddings.len() / EMBEDDING_DIM;
+    let mut input = embeddings;
+    let mut hidden = vec![];
+    if shape.hidden > 0 {
+        let (w, b) = &layers[0];
+        hidden = vec![0.0; n * shape.hidden];
+        matmul(&mut hidden, false, embeddings, Stored::AsIs, w, Stored::AsIs, n, EMBEDDING_DIM, shape.hidden);
+        add_row(&mut hidden, b);
+        hidden.iter_mut().for_each(|h| *h = h.max(0.0));
+        input = &hidden;
     }
+    let (w, b) = layers.last().expect("a head has an output layer");
+    let inputs = input.len() / n.max(1);
+    let mut logits = vec![0.0; n * shape.classes];
+    matmul(&mut logits, false, input, Stored::AsIs, w, Stored::AsIs, n, inputs, shape.classes);
+    add_row(&mut logits, b);
+    (hidden, logits)
+}
 
-    /// Read the weights back (synchronously: the head lives on the CPU device).
-    pub fn to_weights(&self, shape: HeadShape) -> HeadWeights {
-        let read = |linear: &Linear| {
-            let w = linear.weight.val().into_data().try_into_vec::<f32>().expect("f32 weights");
-            let b = linear.bias.as_ref().expect("bias").val().into_data().try_into_vec::<f32>().expect("f32 bias");
-            (w, b)
-        };
-        let mut layers: Vec<_> = self.hidden.iter().map(read).collect();
-        layers.push(read(&self.output));
-        HeadWeights { shape, layers }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// # Shapes
-    ///   - Embeddings [batch, 1280]
-    ///   - Logits     [batch, classes]
-    pub fn forward(&self, embeddings: Tensor<2>) -> Tensor<2> {
-        match &self.hidden {
-            Some(hidden) => self.output.forward(burn::tensor::activation::relu(hidden.forward(embeddings))),
-            None => self.output.forward(embeddings),
+    #[test]
+    fn flat_round_trips_and_counts_every_parameter() {
+        for hidden in [0, 7] {
+            let shape = HeadShape { classes: 3, hidden };
+            let weights = HeadWeights::init(shape, &mut Rng::new(1));
+            let flat = weights.to_flat();
+            assert_eq!(flat.len(), shape.parameter_count());
+            assert_eq!(HeadWeights::from_flat(shape, &flat), weights);
         }
+    }
+
+    #[test]
+    fn logits_are_the_affine_map() {
+        let shape = HeadShape { classes: 2, hidden: 0 };
+        let mut weights = HeadWeights::init(shape, &mut Rng::new(1));
+        weights.layers[0].0[0] = 2.0; // input 0 → class 0
+        weights.layers[0].0[3] = -1.0; // input 1 → class 1
+        weights.layers[0].1 = vec![0.5, 0.25];
+        let mut x = vec![0.0; 2 * EMBEDDING_DIM];
+        x[0] = 1.0;
+        x[EMBEDDING_DIM + 1] = 3.0;
+        assert_eq!(weights.logits(&x), vec![2.5, 0.25, 0.5, -2.75]);
     }
 }

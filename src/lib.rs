@@ -2,8 +2,9 @@
 //!
 //! A photo's path through the crate, one module a step:
 //! [`preprocess`] (RGBA → 224x224, [-1, 1]) → [`backbone`] (MobileNetV2 → 1280-d embedding) →
-//! [`head`] (trained by [`train`] on a [`dataset`] of embeddings) → [`predict`]
-//! (probabilities per class), with [`evaluate`] for figures and [`model`] for the file a trained
+//! [`head`] (trained by [`train`] with [`optimize`] on a [`dataset`] of embeddings, its accuracy
+//! estimated by [`validate`]) → [`predict`] (probabilities per class), with [`evaluate`] for
+//! figures, [`matrix`] for the head's arithmetic and [`model`] for the file a trained
 //! classifier is saved in. [`engine`] ties them together for the CLI (`src/main.rs`) and the
 //! page (`web.rs`, the only wasm-specific module).
 
@@ -15,12 +16,16 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod familiar;
 pub mod head;
+pub mod matrix;
 pub mod model;
+pub mod optimize;
 pub mod predict;
 pub mod preprocess;
 pub mod rng;
 pub mod train;
+pub mod validate;
 
 #[cfg(target_family = "wasm")]
 mod web;

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! fewshot classify IMAGE...                         ImageNet top-5 of each photo
-//! fewshot eval --train DIR --test DIR [--shots K] [--seed S] [--json]
+//! fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--json]
 //! fewshot train DIR -o MODEL                        train a head on DIR/<class>/<photos>
 //! fewshot predict --model MODEL IMAGE...
 //! fewshot bench                                     photos per second on cpu and gpu
+//! fewshot embed DIR -o FILE.json                    embeddings (and mirrored ones) of DIR/<class>/<photos>
 //! common: --device cpu|gpu  --weights PATH  --framing crop|pad
 //! ```
 
@@ -13,23 +14,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
+use fewshot::familiar::Familiarity;
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
 use fewshot::predict::top_k;
 use fewshot::preprocess::{Framing, Preprocess};
 use fewshot::rng::Rng;
-use fewshot::train::{train, TrainConfig};
+use fewshot::train::{train, TrainConfig, Trained};
+use fewshot::validate::{cross_validate, CrossValidation};
 use fewshot::{Classifier, Engine, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const USAGE: &str = "usage:
   fewshot classify IMAGE...
-  fewshot eval --train DIR --test DIR [--shots K] [--seed S] [--json]
-  fewshot train DIR -o MODEL [--epochs N] [--hidden N]
+  fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--foreign DIR] [--seed S] [--json]
+  fewshot train DIR -o MODEL [--hidden N] [--penalty P]
   fewshot predict --model MODEL IMAGE...
   fewshot bench [--photos N]
+  fewshot embed DIR -o FILE.json
 options for every command:
   --device cpu|gpu   where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
   --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
@@ -38,13 +43,49 @@ options for every command:
 /// Photos per backbone call.
 const BATCH: usize = 16;
 
+/// Exit status when some inputs failed (each named on stderr) and others worked.
+const SOME_FAILED: u8 = 1;
+/// Exit status when nothing worked: every input failed, or the command could not run.
+const ALL_FAILED: u8 = 2;
+
 fn main() -> ExitCode {
+    quiet_gpu_driver();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(Args::parse(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Done { failed: 0, .. }) => ExitCode::SUCCESS,
+        Ok(Done { failed, total }) => {
+            eprintln!("fewshot: {failed} of {total} photos failed (named above)");
+            ExitCode::from(if failed == total { ALL_FAILED } else { SOME_FAILED })
+        }
         Err(e) => {
             eprintln!("fewshot: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(ALL_FAILED)
+        }
+    }
+}
+
+/// What a command did with its inputs.
+#[derive(Default)]
+struct Done {
+    /// Inputs (photos) that failed, each already named on stderr.
+    failed: usize,
+    total: usize,
+}
+
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every start when
+/// the variable is missing (as in containers and CI): give them a private runtime folder
+/// unless `FEWSHOT_DRIVER_NOISE` asks to see the driver's own messages.
+fn quiet_gpu_driver() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() || std::env::var_os("FEWSHOT_DRIVER_NOISE").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join("fewshot-runtime");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if made.is_ok() || dir.is_dir() {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
 }
@@ -97,11 +138,11 @@ impl Args {
     }
 }
 
-fn run(args: Result<Args>) -> Result<()> {
+fn run(args: Result<Args>) -> Result<Done> {
     let args = args?;
     if args.flag("--help") || args.flag("-h") || args.command == "help" || args.command == "--help" {
         println!("{USAGE}");
-        return Ok(());
+        return Ok(Done::default());
     }
     match args.command.as_str() {
         "classify" => {
@@ -109,12 +150,12 @@ fn run(args: Result<Args>) -> Result<()> {
             classify(&args)
         }
         "eval" => {
-            args.check_known(&["train", "test", "shots", "seed", "--json", "epochs", "hidden"])?;
-            eval(&args)
+            args.check_known(&["train", "test", "shots", "repeats", "seed", "--json", "hidden", "penalty", "foreign"])?;
+            eval(&args).map(|()| Done::default())
         }
         "train" => {
-            args.check_known(&["o", "output", "seed", "epochs", "hidden"])?;
-            train_command(&args)
+            args.check_known(&["o", "output", "seed", "hidden", "penalty"])?;
+            train_command(&args).map(|()| Done::default())
         }
         "predict" => {
             args.check_known(&["model"])?;
@@ -122,7 +163,11 @@ fn run(args: Result<Args>) -> Result<()> {
         }
         "bench" => {
             args.check_known(&["photos"])?;
-            bench(&args)
+            bench(&args).map(|()| Done::default())
+        }
+        "embed" => {
+            args.check_known(&["o", "output"])?;
+            embed_command(&args).map(|()| Done::default())
         }
         other => Err(Error::BadConfig(format!("unknown command \"{other}\"\n{USAGE}"))),
     }
@@ -219,6 +264,14 @@ fn embed_files(engine: &Engine, options: Preprocess, files: &[PathBuf], what: &s
     Ok(embeddings)
 }
 
+/// The files of a folder (not its subfolders), sorted by name.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(format!("cannot read {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    Ok(files)
+}
+
 fn images(args: &Args) -> Result<Vec<PathBuf>> {
     if args.positional.is_empty() {
         return Err(Error::BadConfig(format!("no image given\n{USAGE}")));
@@ -226,17 +279,19 @@ fn images(args: &Args) -> Result<Vec<PathBuf>> {
     Ok(args.positional.iter().map(PathBuf::from).collect())
 }
 
-fn classify(args: &Args) -> Result<()> {
+fn classify(args: &Args) -> Result<Done> {
     let files = images(args)?;
     let engine = engine(args)?;
     let labels = fewshot::backbone::imagenet_labels();
     let options = preprocess_options(args)?;
+    let mut done = Done { failed: 0, total: files.len() };
     for path in files {
         let photo = decode_file(&path).and_then(|p| Ok(options.apply(p.rgba()?)));
         let photo = match photo {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("{}: {e}", path.display());
+                done.failed += 1;
                 continue;
             }
         };
@@ -247,22 +302,12 @@ fn classify(args: &Args) -> Result<()> {
             .collect();
         println!("{}\t{}", path.display(), top.join(" | "));
     }
-    Ok(())
+    Ok(done)
 }
 
-/// Embeddings of a folder of class folders; `shots` keeps that many random photos per class.
-fn embed_folder(engine: &Engine, options: Preprocess, dir: &Path, shots: Option<usize>, seed: u64) -> Result<Dataset> {
-    let (labels, mut files) = class_folders(dir)?;
-    if let Some(k) = shots {
-        let mut rng = Rng::new(seed);
-        let mut kept = vec![];
-        for class in 0..labels.len() {
-            let mut members: Vec<_> = files.iter().filter(|(_, c)| *c == class).cloned().collect();
-            rng.shuffle(&mut members);
-            kept.extend(members.into_iter().take(k));
-        }
-        files = kept;
-    }
+/// Embeddings of a folder of class folders.
+fn embed_folder(engine: &Engine, options: Preprocess, dir: &Path) -> Result<Dataset> {
+    let (labels, files) = class_folders(dir)?;
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let embeddings = embed_files(engine, options, &paths, &format!("embedding {}", dir.display()))?;
     let mut data = Dataset::new(labels);
@@ -272,70 +317,208 @@ fn embed_folder(engine: &Engine, options: Preprocess, dir: &Path, shots: Option<
     Ok(data)
 }
 
+/// Write the embeddings of a folder of class folders, each photo's and its mirror image's, as
+/// JSON: `{ labels, photos: [{ file, class, embedding, mirrored }] }`. For analysis outside
+/// Fewshot (the linear-probe comparison in `tests/learning/probe.py`).
+fn embed_command(args: &Args) -> Result<()> {
+    let dir = args.positional.first().ok_or_else(|| Error::BadConfig(format!("embed needs a folder\n{USAGE}")))?;
+    let out = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("embed needs -o FILE\n{USAGE}")))?;
+    let options = preprocess_options(args)?;
+    let engine = engine(args)?;
+    let (labels, files) = class_folders(Path::new(dir))?;
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let plain = embed_files(&engine, options, &paths, "embedding")?;
+    let mirrored = embed_files(&engine, Preprocess { flip: true, ..options }, &paths, "embedding mirrored")?;
+    let photos: Vec<serde_json::Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (path, class))| {
+            let row = |v: &[f32]| v[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].to_vec();
+            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": row(&plain), "mirrored": row(&mirrored) })
+        })
+        .collect();
+    let json = serde_json::json!({ "labels": labels, "photos": photos });
+    std::fs::write(out, json.to_string()).map_err(|e| Error::Io(format!("cannot write {out}: {e}")))?;
+    eprintln!("wrote {} photos' embeddings to {out}", files.len());
+    Ok(())
+}
+
 fn train_config(args: &Args) -> Result<TrainConfig> {
     let mut config = TrainConfig::default();
     if let Some(seed) = args.number("seed")? {
         config.seed = seed;
     }
-    if let Some(epochs) = args.number("epochs")? {
-        config.epochs = epochs;
-    }
     if let Some(hidden) = args.number("hidden")? {
         config.hidden_units = hidden;
     }
+    if let Some(penalty) = args.number("penalty")? {
+        config.penalty = Some(penalty);
+    }
+    config.check()?;
     Ok(config)
 }
 
-/// Train a head on a dataset exactly as the page does, with a progress bar.
-fn train_head(data: Dataset, config: TrainConfig, options: Preprocess, sha256: &str) -> Result<Model> {
-    let bar = progress(config.epochs, "training");
-    let trained = train(data, config, |report| {
-        bar.set_position(report.epoch as u64);
+/// Train a head on every photo exactly as the page does, with a progress bar.
+fn train_head(data: &Dataset, config: &TrainConfig) -> Result<Trained> {
+    let bar = progress(config.max_steps, "training");
+    let trained = train(data, config.clone(), |report| {
+        bar.set_position(report.step as u64);
         true
     })?;
     bar.finish_and_clear();
-    Ok(Model::new(&trained, sha256, options))
+    Ok(trained)
 }
 
+/// Cross-validate as the page does, with a progress bar.
+fn validate(data: &Dataset, config: &TrainConfig) -> Result<Option<CrossValidation>> {
+    let bar = progress(1, "cross-validating");
+    let cv = cross_validate(data, config, |done, folds| {
+        bar.set_length(folds as u64);
+        bar.set_position(done as u64);
+        true
+    })?;
+    bar.finish_and_clear();
+    Ok(cv)
+}
+
+/// `count` photos of each class of `data`, drawn at random (all of a class that has fewer),
+/// and their indices in `data`.
+fn draw(data: &Dataset, count: usize, seed: u64) -> Result<(Dataset, Vec<usize>)> {
+    let mut rng = Rng::new(seed);
+    let mut subset = Dataset::new(data.labels.clone());
+    let mut chosen = vec![];
+    for class in 0..data.labels.len() {
+        let mut members: Vec<usize> = (0..data.len()).filter(|&i| data.targets[i] == class).collect();
+        rng.shuffle(&mut members);
+        for &i in members.iter().take(count) {
+            subset.push(data.embedding(i), class)?;
+            chosen.push(i);
+        }
+    }
+    Ok((subset, chosen))
+}
+
+fn mean_and_sd(values: &[f32]) -> (f32, f32) {
+    let n = values.len().max(1) as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / (n - 1.0).max(1.0);
+    (mean, variance.sqrt())
+}
+
+/// Train on `--train`, test on `--test`; with `--shots K[,K...]`, on K random photos a class,
+/// `--repeats R` times each, reporting mean ± standard deviation.
 fn eval(args: &Args) -> Result<()> {
     let train_dir = args.get("train").ok_or_else(|| Error::BadConfig(format!("eval needs --train DIR\n{USAGE}")))?;
     let test_dir = args.get("test").ok_or_else(|| Error::BadConfig(format!("eval needs --test DIR\n{USAGE}")))?;
     let config = train_config(args)?;
-    let shots: Option<usize> = args.number("shots")?;
+    let shots: Vec<Option<usize>> = match args.get("shots") {
+        None => vec![None],
+        Some(list) => list
+            .split(',')
+            .map(|k| match k.trim().parse::<usize>() {
+                Ok(k) if k > 0 => Ok(Some(k)),
+                _ => Err(Error::BadConfig(format!("--shots takes photos per class, such as 10 or 1,5,10, not \"{list}\""))),
+            })
+            .collect::<Result<_>>()?,
+    };
+    let repeats: usize = args.number("repeats")?.unwrap_or(1);
+    if repeats == 0 || repeats > 1000 {
+        return Err(Error::BadConfig(format!("--repeats must be between 1 and 1000, not {repeats}")));
+    }
     let options = preprocess_options(args)?;
     let engine = engine(args)?;
     let started = Instant::now();
-    let train_data = embed_folder(&engine, options, Path::new(train_dir), shots, config.seed)?;
-    let test_data = embed_folder(&engine, options, Path::new(test_dir), None, config.seed)?;
+    let all_train = embed_folder(&engine, options, Path::new(train_dir))?;
+    let test_data = embed_folder(&engine, options, Path::new(test_dir))?;
+    let foreign = match args.get("foreign") {
+        Some(dir) => Some(embed_files(&engine, options, &images_in(Path::new(dir))?, "embedding foreign photos")?),
+        None => None,
+    };
     let embed_seconds = started.elapsed().as_secs_f64();
-    if test_data.labels != train_data.labels {
+    if test_data.labels != all_train.labels {
         return Err(Error::BadConfig(format!(
             "the class folders differ: train has {:?}, test has {:?}",
-            train_data.labels, test_data.labels
+            all_train.labels, test_data.labels
         )));
     }
-    let started = Instant::now();
-    let train_photos = train_data.len();
-    let model = train_head(train_data, config, options, &engine.weights_sha256)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    let evaluation = Classifier::new(model).evaluate(&test_data)?;
+    let mut results = vec![];
+    let mut last = None;
+    for &k in &shots {
+        let mut accuracies = vec![];
+        let mut estimates = vec![];
+        let (mut familiar_flagged, mut unfamiliar_flagged) = (vec![], vec![]);
+        let mut draws = vec![];
+        let mut train_seconds = 0.0;
+        for r in 0..repeats {
+            let seed = config.seed.wrapping_add(r as u64);
+            let (data, chosen) = match k {
+                Some(k) => draw(&all_train, k, seed)?,
+                None => (all_train.clone(), (0..all_train.len()).collect()),
+            };
+            draws.push(chosen);
+            let started = Instant::now();
+            let trained = train_head(&data, &TrainConfig { seed, ..config.clone() })?;
+            train_seconds += started.elapsed().as_secs_f64();
+            let cv = validate(&data, &TrainConfig { seed, ..config.clone() })?;
+            let familiarity = Familiarity::fit(&data, seed);
+            let model = trained.to_model(&engine.weights_sha256, options, cv.map(|cv| cv.figures), familiarity);
+            let classifier = Classifier::new(model.clone());
+            let evaluation = classifier.evaluate(&test_data)?;
+            accuracies.push(evaluation.accuracy);
+            let flagged = |embeddings: &[f32]| -> Result<Option<f32>> {
+                Ok(classifier.judge(embeddings)?.map(|j| j.iter().filter(|u| u.unfamiliar).count() as f32 / j.len() as f32))
+            };
+            familiar_flagged.extend(flagged(&test_data.embeddings)?);
+            if let Some(foreign) = &foreign {
+                unfamiliar_flagged.extend(flagged(foreign)?);
+            }
+            estimates.push(model.info.validation.as_ref().map(|v| v.evaluation.accuracy));
+            last = Some((data.len(), evaluation, model));
+        }
+        let (mean, sd) = mean_and_sd(&accuracies);
+        let (_, evaluation, model) = last.as_ref().expect("at least one repeat");
+        let label = k.map_or("all photos".to_string(), |k| format!("{k} a class"));
+        let (familiar, _) = mean_and_sd(&familiar_flagged);
+        let (unfamiliar, _) = mean_and_sd(&unfamiliar_flagged);
+        if !args.flag("--json") {
+            println!(
+                "{:>12}  \"none of these\" flagged {:.1} % of the test photos{}",
+                "",
+                familiar * 100.0,
+                if foreign.is_some() { format!(", {:.1} % of the --foreign photos", unfamiliar * 100.0) } else { String::new() }
+            );
+            println!(
+                "{label:>12}: test accuracy {:.1} % ± {:.1} over {repeats} draw{} ({:.2} s training each){}",
+                mean * 100.0,
+                sd * 100.0,
+                if repeats == 1 { "" } else { "s" },
+                train_seconds / repeats as f64,
+                model.info.validation.as_ref().map_or(String::new(), |v| format!("; the page would say {}", v.summary())),
+            );
+        }
+        results.push(serde_json::json!({
+            "shots": k, "accuracies": accuracies, "mean": mean, "sd": sd,
+            "cross_validated": estimates, "train_seconds": train_seconds / repeats as f64,
+            "last_per_class": evaluation.per_class,
+            "familiar_flagged": familiar, "unfamiliar_flagged": foreign.as_ref().map(|_| unfamiliar),
+            "draws": draws,
+        }));
+    }
+    let (train_photos, evaluation, _) = last.expect("at least one run");
     if args.flag("--json") {
         let out = serde_json::json!({
-            "accuracy": evaluation.accuracy,
+            "accuracy": results.last().map(|r| r["mean"].clone()),
+            "results": results,
             "per_class": evaluation.per_class,
             "confusion": evaluation.confusion,
             "labels": test_data.labels,
             "train_photos": train_photos,
             "test_photos": test_data.len(),
             "embed_seconds": embed_seconds,
-            "train_seconds": train_seconds,
         });
         println!("{out}");
-    } else {
-        println!(
-            "trained on {train_photos} photos, tested on {} ({embed_seconds:.1} s embedding, {train_seconds:.2} s training)\n",
-            test_data.len()
-        );
+    } else if shots.len() == 1 && repeats == 1 {
+        println!("\ntrained on {train_photos} photos, tested on {} ({embed_seconds:.1} s embedding)\n", test_data.len());
         print!("{}", evaluation.to_table());
     }
     Ok(())
@@ -350,17 +533,30 @@ fn train_command(args: &Args) -> Result<()> {
     let config = train_config(args)?;
     let options = preprocess_options(args)?;
     let engine = engine(args)?;
-    let data = embed_folder(&engine, options, Path::new(dir), None, config.seed)?;
-    let model = train_head(data, config, options, &engine.weights_sha256)?;
+    let data = embed_folder(&engine, options, Path::new(dir))?;
+    let trained = train_head(&data, &config)?;
+    let cv = validate(&data, &config)?;
+    if let Some(cv) = &cv {
+        for &i in &cv.suspicious {
+            eprintln!(
+                "check photo {} of \"{}\": the other photos say it looks like \"{}\" ({:.0} %)",
+                i + 1,
+                data.labels[data.targets[i]],
+                data.labels[cv.predictions[i]],
+                cv.confidence[i] * 100.0
+            );
+        }
+    }
+    let model = trained.to_model(&engine.weights_sha256, options, cv.map(|cv| cv.figures), Familiarity::fit(&data, config.seed));
     std::fs::write(output, model.to_bytes()?).map_err(|e| Error::Io(format!("cannot write {output}: {e}")))?;
-    match &model.info.held_out {
-        Some(e) => eprintln!("held-out accuracy {:.1} %; model written to {output}", e.accuracy * 100.0),
-        None => eprintln!("model written to {output} (too few photos per class for a held-out check)"),
+    match &model.info.validation {
+        Some(v) => eprintln!("accuracy on new photos: {}; model written to {output}", v.summary()),
+        None => eprintln!("model written to {output} (give every class 2 photos or more to estimate its accuracy)"),
     }
     Ok(())
 }
 
-fn predict(args: &Args) -> Result<()> {
+fn predict(args: &Args) -> Result<Done> {
     let path = args.get("model").ok_or_else(|| Error::BadConfig(format!("predict needs --model MODEL\n{USAGE}")))?;
     let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {path}: {e}")))?;
     let classifier = Classifier::new(Model::from_bytes(&bytes)?);
@@ -370,13 +566,25 @@ fn predict(args: &Args) -> Result<()> {
         eprintln!("warning: the model was trained on embeddings of another backbone file; predictions may be wrong");
     }
     let options = classifier.info().preprocess;
+    let mut done = Done { failed: 0, total: files.len() };
     for path in files {
-        let embedding = embed_files(&engine, options, std::slice::from_ref(&path), "embedding")?;
+        let embedding = match embed_files(&engine, options, std::slice::from_ref(&path), "embedding") {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                done.failed += 1;
+                continue;
+            }
+        };
         let predictions = &classifier.predict(&embedding)?[0];
         let shown: Vec<String> = predictions.iter().map(|p| format!("{} {:.3}", p.label, p.probability)).collect();
-        println!("{}\t{}", path.display(), shown.join(" | "));
+        let verdict = match classifier.judge(&embedding)? {
+            Some(j) if j[0].unfamiliar => "\tnone of these (unlike every class)",
+            _ => "",
+        };
+        println!("{}\t{}{verdict}", path.display(), shown.join(" | "));
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Photos per second of the backbone at batch 1 and 16 on the cpu and on the gpu adapter.

@@ -1,359 +1,474 @@
-//! Train the head on cached embeddings: Adam on cross-entropy, with optional label smoothing,
-//! weight decay and class weighting, one epoch per call so that callers can report progress,
-//! yield to the browser and stop between epochs.
+//! Train the head on cached embeddings: the class-weighted cross-entropy plus an L2 penalty,
+//! minimised over all the photos at once by L-BFGS ([`crate::optimize`]). One [`Trainer::step`]
+//! is one L-BFGS step, so that callers can report progress, yield to the browser and stop.
 //!
-//! The head trains on Burn's CPU device (`flex` with autodiff) everywhere, the browser too: it
-//! is tiny (1280 x classes), every read-back there is synchronous and immediate, and it was
-//! measured faster than a GPU for this size (`../shared/ENVIRONMENT.md`: 1,000 embeddings x 50
-//! epochs in 0.4 s natively, 71 s on lavapipe).
+//! Every photo trains (and its augmented variants with it): how well the head will do on new
+//! photos is estimated separately, by cross-validation ([`crate::validate`]).
 
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::EMBEDDING_DIM;
-use crate::dataset::{Dataset, Split};
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::evaluate::Evaluation;
-use crate::head::{Head, HeadShape, HeadWeights};
+use crate::familiar::Familiarity;
+use crate::head::{forward, HeadShape, HeadWeights};
+use crate::model::{now_unix_ms, Model, ModelInfo};
+use crate::preprocess::Preprocess;
+use crate::validate::Validated;
+use crate::matrix::{add_column_sums, argmax_rows, matmul, softmax_rows, Stored};
+use crate::optimize::{Converged, Lbfgs, Objective};
 use crate::rng::Rng;
 
-/// Hyper-parameters of head training. Missing fields take the defaults.
+/// Settings of head training, with their defaults and limits. Missing fields take the
+/// defaults; unknown ones are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
     /// Units of a hidden ReLU layer; 0 trains a softmax regression.
     pub hidden_units: usize,
-    /// Mix this much of the uniform distribution into the targets.
-    pub label_smoothing: f32,
-    /// L2 penalty added to the gradients (Adam's classic weight decay).
-    pub weight_decay: f32,
+    /// Strength of the L2 penalty on the weights; `None` chooses it from the number of photos
+    /// ([`auto_penalty`]).
+    pub penalty: Option<f32>,
     /// Weight each photo by `n / (classes * n_class)`, so small classes count as much as big.
     pub balance_classes: bool,
-    /// Hold out 15 % of each class (when every class has 5 photos or more).
-    pub holdout: bool,
+    /// Most L-BFGS steps; training usually converges well before.
+    pub max_steps: usize,
     pub seed: u64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig {
-            epochs: 50,
-            batch_size: 16,
-            learning_rate: 1e-3,
-            hidden_units: 0,
-            label_smoothing: 0.0,
-            weight_decay: 0.0,
-            balance_classes: true,
-            holdout: true,
-            seed: 42,
-        }
+        TrainConfig { hidden_units: 0, penalty: None, balance_classes: true, max_steps: 300, seed: 42 }
     }
 }
 
+/// The most units a hidden layer may have.
+pub const MAX_HIDDEN_UNITS: usize = 1024;
+/// The most L-BFGS steps a training run may take.
+pub const MAX_STEPS: usize = 5000;
+
 impl TrainConfig {
-    fn check(&self) -> Result<()> {
+    /// Refuse settings out of range, with the range in words.
+    pub fn check(&self) -> Result<()> {
         let bad = |what: String| Err(Error::BadConfig(what));
-        if self.epochs == 0 || self.epochs > 10_000 {
-            return bad(format!("epochs must be between 1 and 10000, not {}", self.epochs));
+        if self.hidden_units > MAX_HIDDEN_UNITS {
+            return bad(format!("the hidden layer can have at most {MAX_HIDDEN_UNITS} units, not {}", self.hidden_units));
         }
-        if self.batch_size == 0 || self.batch_size > 65_536 {
-            return bad(format!("batch size must be between 1 and 65536, not {}", self.batch_size));
+        if let Some(p) = self.penalty {
+            if !(0.0..=100.0).contains(&p) {
+                return bad(format!("the penalty must be between 0 and 100, not {p}"));
+            }
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return bad(format!("learning rate must be above 0 and at most 10, not {}", self.learning_rate));
-        }
-        if self.hidden_units > 4096 {
-            return bad(format!("the hidden layer can have at most 4096 units, not {}", self.hidden_units));
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(format!("label smoothing must be in [0, 1), not {}", self.label_smoothing));
-        }
-        if !(0.0..=1.0).contains(&self.weight_decay) {
-            return bad(format!("weight decay must be in [0, 1], not {}", self.weight_decay));
+        if self.max_steps == 0 || self.max_steps > MAX_STEPS {
+            return bad(format!("training steps must be between 1 and {MAX_STEPS}, not {}", self.max_steps));
         }
         Ok(())
     }
 }
 
-/// Loss and accuracy after one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EpochReport {
-    /// 1-based.
-    pub epoch: usize,
-    pub epochs: usize,
-    pub train_loss: f32,
-    pub train_accuracy: f32,
-    /// `None` when there is no held-out split.
-    pub held_out_loss: Option<f32>,
-    pub held_out_accuracy: Option<f32>,
+/// The L2 penalty used when the settings leave it open: `1 / (C * samples)` with `C = 1`, the
+/// weight scikit-learn's `LogisticRegression` gives by default, which measured at or above
+/// every other fixed choice on clothing-small from 1 to 30 photos a class (see README).
+pub fn auto_penalty(samples: usize) -> f32 {
+    1.0 / samples.max(1) as f32
 }
 
-/// What training leaves: the head's weights and how it did.
+/// Loss and training accuracy after a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    /// 1-based.
+    pub step: usize,
+    pub max_steps: usize,
+    /// The minimised loss: weighted cross-entropy plus the penalty.
+    pub loss: f32,
+    /// On the training photos (not a measure of how good the head is: see cross-validation).
+    pub train_accuracy: f32,
+}
+
+/// What training leaves: the head's weights and how it got there.
 #[derive(Debug, Clone)]
 pub struct Trained {
     pub labels: Vec<String>,
-    /// Photos per class in the dataset (held-out ones included).
+    /// Photos per class trained on.
     pub photos_per_class: Vec<usize>,
     pub weights: HeadWeights,
-    pub history: Vec<EpochReport>,
-    /// On the held-out photos, when there were some.
-    pub held_out: Option<Evaluation>,
-    /// Indices of the held-out photos in the dataset.
-    pub held_out_indices: Vec<usize>,
-    /// The class predicted for each held-out photo.
-    pub held_out_predictions: Vec<usize>,
-    /// `true` when stopped before the last epoch.
+    pub history: Vec<StepReport>,
+    /// The L2 penalty used.
+    pub penalty: f32,
+    /// `true` when stopped before the optimiser converged.
     pub stopped: bool,
 }
 
-/// Head training in progress; call [`Trainer::epoch`] until it returns `None`.
+/// Head training in progress; call [`Trainer::step`] until it returns `None`.
 pub struct Trainer {
     config: TrainConfig,
-    data: Dataset,
-    split: Split,
-    /// Training photos and their variants.
-    train_samples: Vec<usize>,
-    shape: HeadShape,
-    /// `None` only while the optimizer holds it during a step.
-    head: Option<Head>,
-    optimizer: ModuleOptimizer,
-    rng: Rng,
-    /// Per class, the weight of each of its photos in the loss.
-    class_weights: Vec<f32>,
-    device: Device,
-    history: Vec<EpochReport>,
+    labels: Vec<String>,
+    photos_per_class: Vec<usize>,
+    objective: Loss,
+    optimizer: Lbfgs,
+    history: Vec<StepReport>,
 }
 
 impl Trainer {
-    pub fn new(data: Dataset, config: TrainConfig) -> Result<Self> {
-        config.check()?;
+    /// Train on every photo of `data` and their variants.
+    pub fn new(data: &Dataset, config: TrainConfig) -> Result<Self> {
         data.check_trainable()?;
-        let split = if config.holdout { data.split(config.seed) } else { Split { train: (0..data.len()).collect(), held_out: vec![] } };
-        let shape = HeadShape { classes: data.labels.len(), hidden: config.hidden_units };
-        let mut rng = Rng::new(config.seed);
-        let device = Device::flex().autodiff();
-        let head = Some(Head::from_weights(&HeadWeights::init(shape, &mut rng), &device));
-        let mut adam = AdamConfig::new().with_epsilon(1e-7);
-        if config.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay)));
-        }
-        let mut counts = vec![0usize; shape.classes];
-        split.train.iter().for_each(|&i| counts[data.targets[i]] += 1);
-        let class_weights = counts
-            .iter()
-            .map(|&c| if config.balance_classes && c > 0 { split.train.len() as f32 / (shape.classes as f32 * c as f32) } else { 1.0 })
-            .collect();
-        Ok(Trainer {
-            train_samples: data.with_variants(&split.train),
-            optimizer: adam.init(),
-            config,
-            data,
-            split,
-            shape,
-            head,
-            rng,
-            class_weights,
-            device,
-            history: vec![],
-        })
+        let photos: Vec<usize> = (0..data.len()).collect();
+        Self::on(data, &photos, config)
     }
 
-    /// Run one epoch over the training photos in a seeded random order; `None` once all
-    /// epochs have run.
-    pub fn epoch(&mut self) -> Option<EpochReport> {
-        if self.history.len() >= self.config.epochs {
+    /// Train on some photos of `data` (and their variants), for cross-validation: classes
+    /// without a photo among them are allowed and simply never predicted.
+    pub fn on(data: &Dataset, photos: &[usize], config: TrainConfig) -> Result<Self> {
+        config.check()?;
+        let samples = data.with_variants(photos);
+        let shape = HeadShape { classes: data.labels.len(), hidden: config.hidden_units };
+        let mut counts = vec![0usize; shape.classes];
+        photos.iter().for_each(|&i| counts[data.targets[i]] += 1);
+        let mut x = Vec::with_capacity(samples.len() * EMBEDDING_DIM);
+        let mut targets = Vec::with_capacity(samples.len());
+        for &s in &samples {
+            let (embedding, class) = data.sample(s);
+            x.extend_from_slice(embedding);
+            targets.push(class);
+        }
+        let present = counts.iter().filter(|&&c| c > 0).count() as f32;
+        let weights: Vec<f32> = targets
+            .iter()
+            .map(|&t| if config.balance_classes { photos.len() as f32 / (present * counts[t] as f32) } else { 1.0 })
+            .collect();
+        let penalty = config.penalty.unwrap_or_else(|| auto_penalty(samples.len()));
+        let mut objective = Loss::new(shape, x, targets, weights, penalty);
+        let start = HeadWeights::init(shape, &mut Rng::new(config.seed)).to_flat();
+        let optimizer = Lbfgs::new(&mut objective, start, 1e-5);
+        Ok(Trainer { config, labels: data.labels.clone(), photos_per_class: counts, objective, optimizer, history: vec![] })
+    }
+
+    /// One optimiser step; `None` once converged or out of steps.
+    pub fn step(&mut self) -> Option<StepReport> {
+        if self.history.len() >= self.config.max_steps || self.optimizer.converged != Converged::No {
             return None;
         }
-        let mut order = self.train_samples.clone();
-        self.rng.shuffle(&mut order);
-        for batch in order.chunks(self.config.batch_size) {
-            let (x, targets, weights) = self.batch(batch, self.config.label_smoothing, true, &self.device);
-            let head = self.head.take().expect("head is back after each step");
-            let loss = weighted_cross_entropy(head.forward(x), targets, weights);
-            let grads = GradientsParams::from_grads(loss.backward(), &head);
-            self.head = Some(self.optimizer.step(self.config.learning_rate, head, grads));
-        }
-        let (train_loss, train_accuracy) = self.measure(&self.split.train);
-        let held_out = (!self.split.held_out.is_empty()).then(|| self.measure(&self.split.held_out));
-        let report = EpochReport {
-            epoch: self.history.len() + 1,
-            epochs: self.config.epochs,
-            train_loss,
-            train_accuracy,
-            held_out_loss: held_out.map(|m| m.0),
-            held_out_accuracy: held_out.map(|m| m.1),
+        self.optimizer.step(&mut self.objective);
+        let report = StepReport {
+            step: self.history.len() + 1,
+            max_steps: self.config.max_steps,
+            loss: self.optimizer.value as f32,
+            train_accuracy: self.objective.accuracy(&self.optimizer.x),
         };
         self.history.push(report.clone());
         Some(report)
     }
 
-    /// Finish (early or not): the weights and the held-out evaluation.
+    /// Finish (early or not).
     pub fn finish(self) -> Trained {
-        let stopped = self.history.len() < self.config.epochs;
-        let head = self.head.as_ref().expect("head is back after each step").valid();
-        let predicted = predict_indices(&head, &self.data, &self.split.held_out);
-        let held_out = (!self.split.held_out.is_empty()).then(|| {
-            let actual: Vec<usize> = self.split.held_out.iter().map(|&i| self.data.targets[i]).collect();
-            Evaluation::new(&self.data.labels, &actual, &predicted)
-        });
+        let stopped = self.optimizer.converged == Converged::No && self.history.len() < self.config.max_steps;
         Trained {
-            photos_per_class: self.data.counts(),
-            labels: self.data.labels,
-            weights: head.to_weights(self.shape),
+            labels: self.labels,
+            photos_per_class: self.photos_per_class,
+            weights: HeadWeights::from_flat(self.objective.shape, &self.optimizer.x),
             history: self.history,
-            held_out,
-            held_out_indices: self.split.held_out,
-            held_out_predictions: predicted,
+            penalty: self.objective.penalty,
             stopped,
         }
     }
+}
 
-    /// Embeddings `[b, 1280]`, target distributions `[b, classes]` and loss weights `[b]`.
-    fn batch(&self, indices: &[usize], smoothing: f32, weighted: bool, device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
-        let classes = self.shape.classes;
-        let mut x = Vec::with_capacity(indices.len() * EMBEDDING_DIM);
-        let mut targets = vec![smoothing / classes as f32; indices.len() * classes];
-        let mut weights = Vec::with_capacity(indices.len());
-        for (row, &i) in indices.iter().enumerate() {
-            let (embedding, class) = self.data.sample(i);
-            x.extend_from_slice(embedding);
-            targets[row * classes + class] += 1.0 - smoothing;
-            weights.push(if weighted { self.class_weights[class] } else { 1.0 });
+impl Trained {
+    /// The model file's content for this head, stamped with the current time.
+    pub fn to_model(&self, backbone_sha256: &str, preprocess: Preprocess, validation: Option<Validated>, familiarity: Option<Familiarity>) -> Model {
+        Model {
+            info: ModelInfo {
+                labels: self.labels.clone(),
+                backbone_sha256: backbone_sha256.to_string(),
+                preprocess,
+                hidden_units: self.weights.shape.hidden,
+                unfamiliar_threshold: familiarity.as_ref().map(|f| f.threshold),
+                validation,
+                penalty: self.penalty,
+                photos_per_class: self.photos_per_class.clone(),
+                created_unix_ms: now_unix_ms(),
+            },
+            head: self.weights.clone(),
+            familiarity,
         }
-        let n = indices.len();
-        (
-            Tensor::from_data(TensorData::new(x, [n, EMBEDDING_DIM]), device),
-            Tensor::from_data(TensorData::new(targets, [n, classes]), device),
-            Tensor::from_data(TensorData::new(weights, [n]), device),
-        )
-    }
-
-    /// Plain (unsmoothed, unweighted) mean cross-entropy and accuracy on `indices`.
-    fn measure(&self, indices: &[usize]) -> (f32, f32) {
-        let head = self.head.as_ref().expect("head is back after each step").valid();
-        let (x, targets, weights) = self.batch(indices, 0.0, false, &Device::flex());
-        let logits = head.forward(x);
-        let loss = weighted_cross_entropy(logits.clone(), targets, weights);
-        let loss = loss.into_scalar::<f32>();
-        let predicted = argmax_rows(logits);
-        let correct = indices.iter().zip(&predicted).filter(|(&i, &p)| self.data.targets[i] == p).count();
-        (loss, correct as f32 / indices.len().max(1) as f32)
     }
 }
 
-/// Train to the end, calling `on_epoch` after every epoch; it returns `false` to stop early.
-pub fn train(data: Dataset, config: TrainConfig, mut on_epoch: impl FnMut(&EpochReport) -> bool) -> Result<Trained> {
+/// Train to the end, calling `on_step` after every step; it returns `false` to stop early.
+pub fn train(data: &Dataset, config: TrainConfig, mut on_step: impl FnMut(&StepReport) -> bool) -> Result<Trained> {
     let mut trainer = Trainer::new(data, config)?;
-    while let Some(report) = trainer.epoch() {
-        if !on_epoch(&report) {
+    while let Some(report) = trainer.step() {
+        if !on_step(&report) {
             break;
         }
     }
     Ok(trainer.finish())
 }
 
-/// `sum_i w_i * CE(logits_i, targets_i) / sum_i w_i`, with soft targets.
-///
-/// # Shapes
-///   - Logits  [batch, classes]
-///   - Targets [batch, classes], rows sum to 1
-///   - Weights [batch]
-fn weighted_cross_entropy(logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
-    let per_photo = (log_softmax(logits, 1) * targets).sum_dim(1).neg(); // [batch, 1]
-    let [batch, _] = per_photo.dims();
-    let weights_sum = weights.clone().sum();
-    (per_photo.reshape([batch]) * weights).sum() / weights_sum
+/// The minimised function: `sum_i w_i CE(head(x_i), y_i) / sum_i w_i + penalty / 2 * |weights|^2`
+/// (biases are not penalised), with its gradient by hand-written backpropagation.
+pub struct Loss {
+    pub shape: HeadShape,
+    /// `[n, 1280]`.
+    x: Vec<f32>,
+    targets: Vec<usize>,
+    /// Per sample, its weight divided by the sum of weights.
+    weights: Vec<f32>,
+    pub penalty: f32,
 }
 
-/// Index of the largest value of each row (ties: the first).
-fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
-    let [_, classes] = logits.dims();
-    let values: Vec<f32> = logits.into_data().try_into_vec().expect("f32 logits");
-    values
-        .chunks(classes)
-        .map(|row| row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best }))
-        .collect()
-}
-
-/// Predicted class of each of `indices`.
-fn predict_indices(head: &Head, data: &Dataset, indices: &[usize]) -> Vec<usize> {
-    if indices.is_empty() {
-        return vec![];
+impl Loss {
+    pub fn new(shape: HeadShape, x: Vec<f32>, targets: Vec<usize>, weights: Vec<f32>, penalty: f32) -> Self {
+        let total: f32 = weights.iter().sum();
+        let weights = weights.iter().map(|w| w / total.max(f32::MIN_POSITIVE)).collect();
+        Loss { shape, x, targets, weights, penalty }
     }
-    let device = Device::flex();
-    let x: Vec<f32> = indices.iter().flat_map(|&i| data.embedding(i).iter().copied()).collect();
-    argmax_rows(head.forward(Tensor::from_data(TensorData::new(x, [indices.len(), EMBEDDING_DIM]), &device)))
+
+    fn layers(&self, flat: &[f32]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        HeadWeights::from_flat(self.shape, flat).layers
+    }
+
+    /// Fraction of the samples whose class has the largest logit.
+    pub fn accuracy(&self, flat: &[f32]) -> f32 {
+        let (_, logits) = forward(self.shape, &self.layers(flat), &self.x);
+        let predicted = argmax_rows(&logits, self.shape.classes);
+        let right = predicted.iter().zip(&self.targets).filter(|(p, t)| p == t).count();
+        right as f32 / self.targets.len().max(1) as f32
+    }
+}
+
+impl Objective for Loss {
+    fn evaluate(&mut self, flat: &[f32], gradient: &mut [f32]) -> f64 {
+        let shape = self.shape;
+        let (n, k) = (self.targets.len(), shape.classes);
+        let layers = self.layers(flat);
+        let (hidden, mut p) = forward(shape, &layers, &self.x);
+        // Cross-entropy from log-softmax (stable), then p becomes softmax - onehot, weighted.
+        let mut loss = 0.0f64;
+        for (i, row) in p.chunks_exact_mut(k).enumerate() {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_sum = row.iter().map(|&z| ((z - max) as f64).exp()).sum::<f64>().ln() + max as f64;
+            loss += self.weights[i] as f64 * (log_sum - row[self.targets[i]] as f64);
+        }
+        softmax_rows(&mut p, k);
+        for (i, row) in p.chunks_exact_mut(k).enumerate() {
+            row[self.targets[i]] -= 1.0;
+            row.iter_mut().for_each(|v| *v *= self.weights[i]);
+        }
+        // Backward, layer by layer, into the flat gradient (same layout as the weights).
+        let dims = shape.layer_dims();
+        let mut offsets = vec![];
+        let mut at = 0;
+        for &(i, o) in &dims {
+            offsets.push(at);
+            at += i * o + o;
+        }
+        let output = dims.len() - 1;
+        let (inputs, outputs) = dims[output];
+        let input: &[f32] = if shape.hidden > 0 { &hidden } else { &self.x };
+        {
+            let (gw, gb) = gradient[offsets[output]..offsets[output] + inputs * outputs + outputs].split_at_mut(inputs * outputs);
+            matmul(gw, false, input, Stored::Transposed, &p, Stored::AsIs, inputs, n, outputs);
+            gb.fill(0.0);
+            add_column_sums(gb, &p);
+        }
+        if shape.hidden > 0 {
+            let h = shape.hidden;
+            let mut dh = vec![0.0; n * h];
+            matmul(&mut dh, false, &p, Stored::AsIs, &layers[1].0, Stored::Transposed, n, k, h);
+            dh.iter_mut().zip(&hidden).for_each(|(d, &a)| if a <= 0.0 { *d = 0.0 });
+            let (gw, gb) = gradient[..EMBEDDING_DIM * h + h].split_at_mut(EMBEDDING_DIM * h);
+            matmul(gw, false, &self.x, Stored::Transposed, &dh, Stored::AsIs, EMBEDDING_DIM, n, h);
+            gb.fill(0.0);
+            add_column_sums(gb, &dh);
+        }
+        // The penalty, on weights only.
+        for ((w, _), (&offset, &(i, o))) in layers.iter().zip(offsets.iter().zip(&dims)) {
+            loss += 0.5 * self.penalty as f64 * crate::matrix::dot(w, w);
+            gradient[offset..offset + i * o].iter_mut().zip(w).for_each(|(g, &w)| *g += self.penalty * w);
+        }
+        loss
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Three well-separated clusters in embedding space.
-    fn clusters(per_class: usize) -> Dataset {
-        let mut rng = Rng::new(7);
+    pub(crate) fn clusters(per_class: usize, seed: u64) -> Dataset {
+        let mut rng = Rng::new(seed);
         let mut data = Dataset::new(vec!["a".into(), "b".into(), "c".into()]);
         for class in 0..3 {
             for _ in 0..per_class {
-                let e: Vec<f32> = (0..EMBEDDING_DIM)
-                    .map(|d| rng.next_f32() + if d % 3 == class { 1.0 } else { 0.0 })
-                    .collect();
+                let e: Vec<f32> = (0..EMBEDDING_DIM).map(|d| rng.next_f32() + if d % 3 == class { 0.3 } else { 0.0 }).collect();
                 data.push(&e, class).unwrap();
             }
         }
         data
     }
 
+    /// The oracle: the same loss written with Burn's tensors, its gradient by Burn's autodiff.
+    struct BurnLoss {
+        shape: HeadShape,
+        data: Dataset,
+        weights: Vec<f32>,
+        penalty: f32,
+    }
+
+    impl Objective for BurnLoss {
+        fn evaluate(&mut self, flat: &[f32], gradient: &mut [f32]) -> f64 {
+            use burn::prelude::*;
+            use burn::tensor::activation::{log_softmax, relu};
+            let device = Device::flex().autodiff();
+            let (n, k) = (self.data.len(), self.shape.classes);
+            let dims = self.shape.layer_dims();
+            let params: Vec<(Tensor<2>, Tensor<1>)> = HeadWeights::from_flat(self.shape, flat)
+                .layers
+                .into_iter()
+                .zip(&dims)
+                .map(|((w, b), &(i, o))| {
+                    (
+                        Tensor::from_data(TensorData::new(w, [i, o]), &device).require_grad(),
+                        Tensor::from_data(TensorData::new(b, [o]), &device).require_grad(),
+                    )
+                })
+                .collect();
+            let mut h = Tensor::<2>::from_data(TensorData::new(self.data.embeddings.clone(), [n, EMBEDDING_DIM]), &device);
+            for (l, (w, b)) in params.iter().enumerate() {
+                h = h.matmul(w.clone()) + b.clone().unsqueeze::<2>();
+                if l + 1 < params.len() {
+                    h = relu(h);
+                }
+            }
+            let mut onehot = vec![0.0f32; n * k];
+            self.data.targets.iter().enumerate().for_each(|(i, &t)| onehot[i * k + t] = 1.0);
+            let total: f32 = self.weights.iter().sum();
+            let w: Vec<f32> = self.weights.iter().map(|w| w / total).collect();
+            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), &device);
+            let w = Tensor::<1>::from_data(TensorData::new(w, [n]), &device);
+            let ce = (log_softmax(h, 1) * onehot).sum_dim(1).reshape([n]).neg();
+            let mut loss = (ce * w).sum();
+            for (weight, _) in &params {
+                loss = loss + weight.clone().powf_scalar(2.0).sum() * (0.5 * self.penalty);
+            }
+            let grads = loss.backward();
+            let mut at = 0;
+            for (weight, bias) in &params {
+                for g in [weight.grad(&grads).unwrap().into_data(), bias.grad(&grads).unwrap().into_data()] {
+                    let g: Vec<f32> = g.try_into_vec().unwrap();
+                    gradient[at..at + g.len()].copy_from_slice(&g);
+                    at += g.len();
+                }
+            }
+            loss.into_scalar::<f32>() as f64
+        }
+    }
+
     #[test]
-    fn accuracy_rises_and_training_is_deterministic() {
-        let config = TrainConfig { epochs: 10, ..Default::default() };
-        let a = train(clusters(20), config.clone(), |_| true).unwrap();
-        let b = train(clusters(20), config, |_| true).unwrap();
+    fn loss_gradient_and_training_match_burn_autodiff() {
+        let data = clusters(6, 2);
+        let weights: Vec<f32> = [1.0, 2.0, 1.0, 1.0, 3.0, 1.0].repeat(3);
+        for hidden in [0, 6] {
+            let shape = HeadShape { classes: 3, hidden };
+            let mut ours = Loss::new(shape, data.embeddings.clone(), data.targets.clone(), weights.clone(), 0.05);
+            let mut oracle = BurnLoss { shape, data: data.clone(), weights: weights.clone(), penalty: 0.05 };
+            let mut rng = Rng::new(11);
+            let x: Vec<f32> = (0..shape.parameter_count()).map(|_| (rng.next_f32() - 0.5) * 0.2).collect();
+            let (mut g1, mut g2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            let (v1, v2) = (ours.evaluate(&x, &mut g1), oracle.evaluate(&x, &mut g2));
+            assert!((v1 - v2).abs() < 1e-5 * v2.abs().max(1.0), "hidden {hidden}: loss {v1} vs Burn's {v2}");
+            let scale = g2.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+            for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * scale, "hidden {hidden}, gradient {i}: {a} vs Burn's {b}");
+            }
+            // Trained to the end with either gradient: the same minimum and the same answers.
+            let start = HeadWeights::init(shape, &mut Rng::new(1)).to_flat();
+            let run = |objective: &mut dyn FnMut(&[f32], &mut [f32]) -> f64| {
+                struct F<'a>(&'a mut dyn FnMut(&[f32], &mut [f32]) -> f64);
+                impl Objective for F<'_> {
+                    fn evaluate(&mut self, x: &[f32], g: &mut [f32]) -> f64 {
+                        (self.0)(x, g)
+                    }
+                }
+                let mut f = F(objective);
+                let mut opt = Lbfgs::new(&mut f, start.clone(), 1e-5);
+                for _ in 0..200 {
+                    if !opt.step(&mut f) {
+                        break;
+                    }
+                }
+                (opt.value, opt.x)
+            };
+            let (ours_min, ours_x) = run(&mut |x, g| ours.evaluate(x, g));
+            let (burn_min, burn_x) = run(&mut |x, g| oracle.evaluate(x, g));
+            assert!((ours_min - burn_min).abs() < 1e-3 * burn_min.abs().max(1e-2), "hidden {hidden}: minimum {ours_min} vs Burn's {burn_min}");
+            let answers = |x: &[f32]| argmax_rows(&HeadWeights::from_flat(shape, x).logits(&data.embeddings), 3);
+            assert_eq!(answers(&ours_x), answers(&burn_x));
+        }
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let data = clusters(4, 1);
+        for hidden in [0, 5] {
+            let shape = HeadShape { classes: 3, hidden };
+            let mut loss = Loss::new(shape, data.embeddings.clone(), data.targets.clone(), [1.0, 2.0, 1.0, 1.0].repeat(3), 0.1);
+            let mut rng = Rng::new(9);
+            let x: Vec<f32> = (0..shape.parameter_count()).map(|_| (rng.next_f32() - 0.5) * 0.1).collect();
+            let mut g = vec![0.0; x.len()];
+            loss.evaluate(&x, &mut g);
+            let mut scratch = vec![0.0; x.len()];
+            for index in [0, 7, 1280 * 2 + 1, x.len() - 1, x.len() - 4] {
+                let eps = 1e-3;
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[index] += eps;
+                down[index] -= eps;
+                let numeric = (loss.evaluate(&up, &mut scratch) - loss.evaluate(&down, &mut scratch)) / (2.0 * eps as f64);
+                assert!((numeric - g[index] as f64).abs() < 2e-3 * numeric.abs().max(1e-2), "hidden {hidden}, index {index}: {numeric} vs {}", g[index]);
+            }
+        }
+    }
+
+    #[test]
+    fn separates_clusters_and_is_deterministic() {
+        let data = clusters(20, 7);
+        let a = train(&data, TrainConfig::default(), |_| true).unwrap();
+        let b = train(&data, TrainConfig::default(), |_| true).unwrap();
         assert_eq!(a.weights, b.weights);
-        assert!(a.history[0].train_loss > a.history[9].train_loss);
-        assert_eq!(a.history[9].train_accuracy, 1.0);
-        assert_eq!(a.history[9].held_out_accuracy, Some(1.0));
-        assert_eq!(a.held_out.unwrap().accuracy, 1.0);
+        assert!(!a.stopped);
+        assert!(a.history.first().unwrap().loss > a.history.last().unwrap().loss);
+        assert_eq!(a.history.last().unwrap().train_accuracy, 1.0);
+        let test = clusters(20, 8);
+        let predicted = argmax_rows(&a.weights.logits(&test.embeddings), 3);
+        assert_eq!(predicted, test.targets);
     }
 
     #[test]
     fn hidden_layer_trains_and_stop_stops() {
-        let config = TrainConfig { epochs: 30, hidden_units: 16, ..Default::default() };
-        let trained = train(clusters(10), config, |r| r.epoch < 5).unwrap();
+        let data = clusters(10, 7);
+        let config = TrainConfig { hidden_units: 16, ..Default::default() };
+        let trained = train(&data, config.clone(), |r| r.step < 5).unwrap();
         assert!(trained.stopped);
         assert_eq!(trained.history.len(), 5);
         assert_eq!(trained.weights.layers.len(), 2);
-    }
-
-    #[test]
-    fn variants_train_but_are_never_held_out() {
-        let mut data = clusters(10);
-        for photo in 0..data.len() {
-            let e = data.embedding(photo).to_vec();
-            data.push_variant(&e, photo).unwrap();
-        }
-        let trainer = Trainer::new(data.clone(), TrainConfig::default()).unwrap();
-        assert_eq!(trainer.train_samples.len(), 2 * trainer.split.train.len());
-        assert!(trainer.train_samples.iter().all(|&s| s < data.len() || !trainer.split.held_out.contains(&data.variant_of[s - data.len()])));
-        let trained = train(data, TrainConfig { epochs: 5, ..Default::default() }, |_| true).unwrap();
-        assert_eq!(trained.held_out_predictions.len(), trained.held_out_indices.len());
+        let full = train(&data, config, |_| true).unwrap();
+        assert_eq!(full.history.last().unwrap().train_accuracy, 1.0);
     }
 
     #[test]
     fn bad_settings_are_refused() {
         for config in [
-            TrainConfig { epochs: 0, ..Default::default() },
-            TrainConfig { learning_rate: f64::NAN, ..Default::default() },
-            TrainConfig { label_smoothing: 1.0, ..Default::default() },
+            TrainConfig { max_steps: 0, ..Default::default() },
+            TrainConfig { penalty: Some(f32::NAN), ..Default::default() },
+            TrainConfig { penalty: Some(-1.0), ..Default::default() },
+            TrainConfig { hidden_units: MAX_HIDDEN_UNITS + 1, ..Default::default() },
         ] {
-            assert!(matches!(Trainer::new(clusters(5), config), Err(Error::BadConfig(_))));
+            assert!(matches!(Trainer::new(&clusters(5, 1), config), Err(Error::BadConfig(_))));
         }
+        let unknown: std::result::Result<TrainConfig, _> = serde_json::from_str(r#"{"epochs": 50}"#);
+        assert!(unknown.is_err());
     }
 }

@@ -8,7 +8,7 @@
 //! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
 //! const embedding = await fewshot.embed(imageData.data, imageData.width, imageData.height, {});
 //! const result = await fewshot.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(),
-//!   { epochs: 50 }, { framing: "crop" }, (epoch) => true);
+//!   { hiddenUnits: 0 }, { framing: "crop" }, (progress) => true);
 //! const classifier = Classifier.load(result.model);
 //! classifier.predict(embedding);  // [{ label, class, probability }, ...]
 //! ```
@@ -24,11 +24,13 @@ use crate::backbone::{imagenet_labels, EMBEDDING_DIM};
 use crate::dataset::Dataset;
 use crate::device;
 use crate::engine::{Classifier as EngineClassifier, Engine};
+use crate::familiar::Familiarity;
 use crate::error::Error;
 use crate::model::Model;
 use crate::predict::top_k;
 use crate::preprocess::{Preprocess, Rgba};
 use crate::train::{TrainConfig, Trainer};
+use crate::validate::{assign_folds, CrossValidator};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -65,14 +67,19 @@ fn from_js<T: serde::de::DeserializeOwned + Default>(value: JsValue) -> Result<T
 }
 
 /// Resolve after the event loop has had a turn, so that the worker can handle messages
-/// (a stop request) between epochs.
+/// (a stop request) between steps. A `MessageChannel` message is a task of its own, like
+/// `setTimeout(0)`, without the browser's minimum timer delay (up to 4 ms a call).
 async fn yield_now() {
     let promise = Promise::new(&mut |resolve, _| {
-        let global = js_sys::global();
-        if let Ok(set_timeout) = Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>()) {
-            let _ = set_timeout.call2(&global, &resolve, &0.into());
-        } else {
-            let _ = resolve.call0(&JsValue::NULL);
+        match web_sys::MessageChannel::new() {
+            Ok(channel) => {
+                let port = channel.port1();
+                port.set_onmessage(Some(&resolve));
+                let _ = channel.port2().post_message(&JsValue::NULL);
+            }
+            Err(_) => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
         }
     });
     let _ = JsFuture::from(promise).await;
@@ -195,9 +202,12 @@ impl Fewshot {
 
     /// Train a head on embeddings (`Float32Array` of n x 1280) with class indices
     /// (`Uint32Array` of n), plus augmented variants (`Float32Array` of m x 1280) with the index
-    /// of the photo each varies (`Uint32Array` of m; both may be empty). `onEpoch(report)` runs
-    /// after every epoch; returning `false` stops. Resolves to
-    /// `{ model: Uint8Array, history, heldOut, heldOutIndices, heldOutPredictions, stopped }`.
+    /// of the photo each varies (`Uint32Array` of m; both may be empty), then cross-validate it.
+    /// `onProgress(report)` runs after every step (`{ phase: "training", step, maxSteps, loss,
+    /// trainAccuracy }`) and before every fold (`{ phase: "validating", fold, folds }`, `fold` = folds done); returning
+    /// `false` stops (training then keeps what it has; validation is skipped). Resolves to
+    /// `{ model: Uint8Array, history, validation, predictions, confidence, suspicious, stopped }`,
+    /// where `predictions[i]` is photo i's class as predicted by a head trained without it.
     #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
@@ -208,7 +218,7 @@ impl Fewshot {
         variant_of: Vec<u32>,
         config: JsValue,
         preprocess: JsValue,
-        on_epoch: Option<Function>,
+        on_progress: Option<Function>,
     ) -> Promise {
         let sha256 = self.inner.engine.weights_sha256.clone();
         future_to_promise(async move {
@@ -227,24 +237,62 @@ impl Fewshot {
             for (v, &of) in variant_of.iter().enumerate() {
                 data.push_variant(&variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], of as usize).map_err(js_error)?;
             }
-            let mut trainer = Trainer::new(data, config).map_err(js_error)?;
-            while let Some(report) = trainer.epoch() {
-                if let Some(callback) = &on_epoch {
-                    let answer = callback.call1(&JsValue::NULL, &to_js(&report)?)?;
-                    if answer.as_bool() == Some(false) {
-                        break;
-                    }
+            let report = |value: JsValue| -> Result<bool, JsValue> {
+                match &on_progress {
+                    Some(callback) => Ok(callback.call1(&JsValue::NULL, &value)?.as_bool() != Some(false)),
+                    None => Ok(true),
+                }
+            };
+            let mut trainer = Trainer::new(&data, config.clone()).map_err(js_error)?;
+            let mut go_on = true;
+            while let Some(step) = trainer.step() {
+                let value = to_js(&step)?;
+                Reflect::set(&value, &"phase".into(), &"training".into())?;
+                go_on = report(value)?;
+                if !go_on {
+                    break;
                 }
                 yield_now().await;
             }
             let trained = trainer.finish();
-            let bytes = Model::new(&trained, &sha256, preprocess).to_bytes().map_err(js_error)?;
+            // Cross-validation: fold by fold, yielding between folds.
+            let mut validation = None;
+            if go_on {
+                if let Some((folds, _)) = assign_folds(&data, config.seed) {
+                    let mut cv = CrossValidator::new(&data, &config, folds).map_err(js_error)?;
+                    let mut done = 0;
+                    loop {
+                        // Reported before each fold, so that a stop skips the work at once.
+                        let value = js_sys::Object::new();
+                        Reflect::set(&value, &"phase".into(), &"validating".into())?;
+                        Reflect::set(&value, &"fold".into(), &(done as u32).into())?;
+                        Reflect::set(&value, &"folds".into(), &(folds as u32).into())?;
+                        if !report(value.into())? {
+                            break;
+                        }
+                        yield_now().await;
+                        match cv.next_fold().map_err(js_error)? {
+                            Some(d) => done = d,
+                            None => break,
+                        }
+                    }
+                    validation = cv.finish();
+                }
+            }
+            let familiarity = Familiarity::fit(&data, config.seed);
+            let model = trained.to_model(&sha256, preprocess, validation.as_ref().map(|v| v.figures.clone()), familiarity);
+            let bytes = model.to_bytes().map_err(js_error)?;
             let result = js_sys::Object::new();
             Reflect::set(&result, &"model".into(), &Uint8Array::from(bytes.as_slice()))?;
             Reflect::set(&result, &"history".into(), &to_js(&trained.history)?)?;
-            Reflect::set(&result, &"heldOut".into(), &to_js(&trained.held_out)?)?;
-            Reflect::set(&result, &"heldOutIndices".into(), &to_js(&trained.held_out_indices)?)?;
-            Reflect::set(&result, &"heldOutPredictions".into(), &to_js(&trained.held_out_predictions)?)?;
+            let figures = to_js(&model.info.validation)?;
+            if let Some(v) = &model.info.validation {
+                Reflect::set(&figures, &"summary".into(), &v.summary().into())?;
+            }
+            Reflect::set(&result, &"validation".into(), &figures)?;
+            Reflect::set(&result, &"predictions".into(), &to_js(&validation.as_ref().map(|v| &v.predictions))?)?;
+            Reflect::set(&result, &"confidence".into(), &to_js(&validation.as_ref().map(|v| &v.confidence))?)?;
+            Reflect::set(&result, &"suspicious".into(), &to_js(&validation.as_ref().map(|v| &v.suspicious))?)?;
             Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
             Ok(result.into())
         })
@@ -285,6 +333,14 @@ impl Classifier {
     pub fn predict(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
         let predictions = self.inner.predict(embedding).map_err(js_error)?;
         to_js(&predictions[0])
+    }
+
+    /// How unlike the training photos one embedding is: `{ score, threshold, unfamiliar }`
+    /// (`unfamiliar`: "none of these"), or `null` for a model trained on too few photos (or
+    /// saved by an older Fewshot) to tell.
+    pub fn judge(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
+        let judged = self.inner.judge(embedding).map_err(js_error)?;
+        to_js(&judged.map(|j| j[0]))
     }
 
     /// The file's bytes again (to save it).

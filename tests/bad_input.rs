@@ -92,27 +92,27 @@ fn one_class_or_an_empty_class_cannot_train() {
     for _ in 0..5 {
         one.push(&e, 0).unwrap();
     }
-    let message = Trainer::new(one, TrainConfig::default()).err().unwrap().to_string();
+    let message = Trainer::new(&one, TrainConfig::default()).err().unwrap().to_string();
     assert_eq!(message, "training needs photos in at least two classes; 1 class has photos");
 
     let mut empty = Dataset::new(vec!["cats".into(), "dogs".into(), "birds".into()]);
     for class in [0, 0, 1, 1] {
         empty.push(&e, class).unwrap();
     }
-    let message = Trainer::new(empty, TrainConfig::default()).err().unwrap().to_string();
+    let message = Trainer::new(&empty, TrainConfig::default()).err().unwrap().to_string();
     assert_eq!(message, "class \"birds\" has no photos; add some or remove the class");
 }
 
 #[test]
 fn model_file_from_the_future_or_elsewhere() {
     // A minimal safetensors file claiming a newer Fewshot format.
-    let header = r#"{"__metadata__":{"format":"fewshot-model","version":"2","info":"{}"}}"#;
+    let header = r#"{"__metadata__":{"format":"fewshot-model","version":"3","info":"{}"}}"#;
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header.as_bytes());
     let message = Model::from_bytes(&file).unwrap_err().to_string();
     assert_eq!(
         message,
-        "cannot read this model file: it was written by a newer Fewshot (model format 2); this one reads format 1 and older: update Fewshot"
+        "cannot read this model file: it was written by a newer Fewshot (model format 3); this one reads format 2 and older: update Fewshot"
     );
     assert!(Model::from_bytes(b"").unwrap_err().to_string().contains("not a Fewshot model"));
     assert!(Model::from_bytes(&weights()).unwrap_err().to_string().contains("not a Fewshot model"));

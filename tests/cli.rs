@@ -76,6 +76,14 @@ fn train_then_predict() {
 fn failures_are_readable() {
     let out = fewshot(&["classify", "/nonexistent.jpg"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.jpg"));
+    assert_eq!(out.status.code(), Some(2), "every photo failed");
+    let good = crate::util::fixtures().join("images/parrot.jpg");
+    let out = fewshot(&["classify", good.to_str().unwrap(), "/nonexistent.jpg"]);
+    assert_eq!(out.status.code(), Some(1), "one of two failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 of 2 photos failed"), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "driver noise: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("macaw"));
     let out = fewshot(&["frobnicate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command \"frobnicate\""));

@@ -1,8 +1,9 @@
-// The training chart: loss (left axis) and accuracy (right axis, 0–100 %) per epoch, train
-// solid and held-out dashed. Drawn on a canvas from the history; nothing else.
+// The training chart: loss (left axis) and training accuracy (right axis, 0–100 %) per
+// optimiser step. Drawn on a canvas from the history; nothing else.
 const COLORS = { loss: "#d6455d", accuracy: "#2456d6" };
 
-export function drawChart(canvas, history, epochs) {
+export function drawChart(canvas, history) {
+  const steps = Math.max(2, history.length);
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 560;
   const height = canvas.clientHeight || 220;
@@ -14,8 +15,8 @@ export function drawChart(canvas, history, epochs) {
   const pad = { left: 44, right: 44, top: 10, bottom: 26 };
   const w = width - pad.left - pad.right;
   const h = height - pad.top - pad.bottom;
-  const maxLoss = Math.max(0.1, ...history.flatMap((r) => [r.trainLoss, r.heldOutLoss ?? 0]));
-  const x = (epoch) => pad.left + (w * (epoch - 1)) / Math.max(1, epochs - 1);
+  const maxLoss = Math.max(0.1, ...history.map((r) => r.loss));
+  const x = (step) => pad.left + (w * (step - 1)) / (steps - 1);
   const yLoss = (v) => pad.top + h * (1 - v / maxLoss);
   const yAcc = (v) => pad.top + h * (1 - v);
 
@@ -35,24 +36,21 @@ export function drawChart(canvas, history, epochs) {
     g.fillText(`${100 - i * 25} %`, pad.left + w + 6, y + 4);
   }
   g.textAlign = "center";
-  g.fillText(`epoch (of ${epochs})`, pad.left + w / 2, height - 6);
+  g.fillText(`optimiser step (${history.length})`, pad.left + w / 2, height - 6);
 
-  const line = (key, y, color, dashed) => {
+  const line = (key, y, color) => {
     const points = history.filter((r) => r[key] != null);
     if (points.length === 0) return;
     g.strokeStyle = color;
     g.lineWidth = 2;
-    g.setLineDash(dashed ? [5, 4] : []);
     g.beginPath();
-    points.forEach((r, i) => (i ? g.lineTo(x(r.epoch), y(r[key])) : g.moveTo(x(r.epoch), y(r[key]))));
-    if (points.length === 1) g.arc(x(points[0].epoch), y(points[0][key]), 2, 0, 7);
+    points.forEach((r, i) => (i ? g.lineTo(x(r.step), y(r[key])) : g.moveTo(x(r.step), y(r[key]))));
+    if (points.length === 1) g.arc(x(points[0].step), y(points[0][key]), 2, 0, 7);
     g.stroke();
   };
-  line("trainLoss", yLoss, COLORS.loss, false);
-  line("heldOutLoss", yLoss, COLORS.loss, true);
-  line("trainAccuracy", yAcc, COLORS.accuracy, false);
-  line("heldOutAccuracy", yAcc, COLORS.accuracy, true);
-  g.setLineDash([]);
+  line("loss", yLoss, COLORS.loss);
+  line("trainAccuracy", yAcc, COLORS.accuracy);
 }
 
-export const LEGEND = "Red: loss (left) · Blue: accuracy (right) · solid: training photos · dashed: held-out photos";
+export const LEGEND =
+  "Red: loss (left) · Blue: accuracy on the training photos (right). How it does on new photos is measured after training, by cross-validation.";

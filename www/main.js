@@ -195,35 +195,35 @@ async function train() {
     }
   });
   const settings = state.settings;
-  const config = {
-    epochs: settings.epochs,
-    batchSize: settings.batchSize,
-    learningRate: settings.learningRate,
-    hiddenUnits: settings.hiddenUnits,
-  };
+  const config = { hiddenUnits: settings.hiddenUnits };
   const started = performance.now();
-  update({ training: { running: true, history: [], error: "" }, inspect: null });
+  update({ training: { running: true, history: [], validating: null, error: "" }, inspect: null });
   try {
     const result = await engine.train(
       { labels, embeddings, targets, variants: variantsArray, variantOf, config, preprocess: { framing: settings.framing } },
-      (report) => update({ training: { ...state.training, history: [...state.training.history, report] } }),
+      (report) =>
+        report.phase === "validating"
+          ? update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } })
+          : update({ training: { ...state.training, history: [...state.training.history, report] } }),
     );
     const seconds = (performance.now() - started) / 1000;
-    const heldOutPhotos = result.heldOutIndices.map((index, i) => ({
+    const checkedPhotos = (result.predictions || []).map((predicted, index) => ({
       photoId: ready[index].photo.id,
       actual: ready[index].classIndex,
-      predicted: result.heldOutPredictions[i],
+      predicted,
+      confidence: result.confidence[index],
     }));
     const model = {
       bytes: result.model,
       key: newId(),
       labels,
-      heldOut: result.heldOut,
-      heldOutPhotos,
+      validation: result.validation,
+      checkedPhotos,
+      suspicious: (result.suspicious || []).map((index) => ready[index].photo.id),
       history: result.history,
       seconds,
     };
-    update({ model, training: { running: false, history: result.history, stopped: result.stopped, seconds, error: "" } });
+    update({ model, training: { running: false, history: result.history, validating: null, stopped: result.stopped, seconds, error: "" } });
     saveMeta();
     refreshPreview();
   } catch (e) {
@@ -243,9 +243,9 @@ async function classify(blob) {
     await ready;
     const image = await photos.storedImage(blob);
     previewSource = image;
-    const predictions = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, image);
+    const { predictions, unfamiliar } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, image);
     if (state.preview?.url && state.preview.url !== state.preview.keep) URL.revokeObjectURL(state.preview.url);
-    update({ preview: { predictions, url: URL.createObjectURL(image), source: "photo" } });
+    update({ preview: { predictions, unfamiliar, url: URL.createObjectURL(image), source: "photo" } });
   } catch (e) {
     setProblems("preview", [`${blob.name || "That image"}: ${e.message}`]);
   }
@@ -286,8 +286,8 @@ async function webcamPreviewLoop(video) {
     if (state.model && video.videoWidth) {
       try {
         const frame = await photos.webcamFrame(video);
-        const predictions = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, frame);
-        if (state.webcam.on) update({ preview: { predictions, url: null, source: "webcam" } });
+        const { predictions, unfamiliar } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, frame);
+        if (state.webcam.on) update({ preview: { predictions, unfamiliar, url: null, source: "webcam" } });
       } catch (e) {
         setProblems("preview", [e.message]);
         await new Promise((r) => setTimeout(r, 1000));
@@ -458,7 +458,7 @@ function wire() {
   $("train").addEventListener("click", train);
   $("stop").addEventListener("click", () => engine.stop());
 
-  const numbers = { epochs: "epochs", "batch-size": "batchSize", "learning-rate": "learningRate", "hidden-units": "hiddenUnits" };
+  const numbers = { "hidden-units": "hiddenUnits" };
   for (const [id, key] of Object.entries(numbers)) {
     $(id).addEventListener("change", (e) => {
       const value = Number(e.target.value);

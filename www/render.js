@@ -131,15 +131,21 @@ function renderTraining({ training, settings, model, engine }) {
   const status = $("train-status");
   const last = training.history[training.history.length - 1];
   if (training.error) status.textContent = training.error;
-  else if (training.running) status.textContent = last ? `Training… epoch ${last.epoch} of ${last.epochs}` : "Training…";
+  else if (training.running && training.validating)
+    status.textContent = `Checking accuracy on photos each head has not seen… ${training.validating.fold} of ${training.validating.folds}`;
+  else if (training.running) status.textContent = last ? `Training… step ${last.step}` : "Training…";
   else if (model && last)
     status.textContent =
-      `Trained${training.stopped ? " (stopped early)" : ""}: ${last.epoch} epochs in ${training.seconds?.toFixed(1) ?? "?"} s` +
-      (last.heldOutAccuracy != null ? ` · held-out accuracy ${(last.heldOutAccuracy * 100).toFixed(0)} %` : "");
+      `Trained${training.stopped ? " (stopped early)" : ""} in ${training.seconds?.toFixed(1) ?? "?"} s` +
+      (model.validation?.summary
+        ? ` · accuracy on new photos: ${model.validation.summary}`
+        : model.heldOut
+          ? " by an older Fewshot: train again for honest, cross-validated figures"
+          : " · add 2 photos or more to each class to estimate its accuracy");
   else if (model) status.textContent = "A trained model is loaded.";
   else status.textContent = "";
   status.classList.toggle("error", !!training.error);
-  const fields = { epochs: "epochs", "batch-size": "batchSize", "learning-rate": "learningRate", "hidden-units": "hiddenUnits" };
+  const fields = { "hidden-units": "hiddenUnits" };
   for (const [id, key] of Object.entries(fields)) {
     const input = $(id);
     if (document.activeElement !== input) input.value = settings[key];
@@ -147,9 +153,9 @@ function renderTraining({ training, settings, model, engine }) {
   $("augment").checked = settings.augment;
   $("keep-aspect").checked = settings.framing === "pad";
   const figure = $("chart-figure");
-  figure.hidden = training.history.length === 0;
+  figure.hidden = training.history.length === 0 || last?.step == null;
   if (!figure.hidden) {
-    drawChart($("chart"), training.history, last?.epochs || settings.epochs);
+    drawChart($("chart"), training.history);
     $("chart-legend").textContent = LEGEND;
   }
 }
@@ -157,16 +163,27 @@ function renderTraining({ training, settings, model, engine }) {
 function renderResults(state) {
   const { model } = state;
   const results = $("results");
-  results.hidden = !model?.heldOut;
+  results.hidden = !model?.validation?.evaluation;
   if (results.hidden) return;
-  const { heldOut, labels } = model;
+  const { validation, labels } = model;
+  const heldOut = validation.evaluation;
+  $("accuracy-summary").textContent = validation.summary
+    ? `Accuracy: ${validation.summary}. Each photo was classified by a model trained without it.`
+    : "";
   $("warnings").replaceChildren(...warnings(state).map(problemItem));
 
   const table = $("per-class");
-  const head = row("th", ["Class", "Accuracy (recall)", "Precision", "Photos"]);
-  const rows = heldOut.perClass.map((c) =>
-    row("td", [c.label, `${(c.recall * 100).toFixed(0)} %`, `${(c.precision * 100).toFixed(0)} %`, String(c.support)]),
-  );
+  const head = row("th", ["Class", "Accuracy (recall)", "Likely range", "Precision", "Photos"]);
+  const rows = heldOut.perClass.map((c, i) => {
+    const range = validation.recallRanges?.[i];
+    return row("td", [
+      c.label,
+      `${(c.recall * 100).toFixed(0)} %`,
+      range ? `${(range[0] * 100).toFixed(0)}–${(range[1] * 100).toFixed(0)} %` : "",
+      `${(c.precision * 100).toFixed(0)} %`,
+      String(c.support),
+    ]);
+  });
   table.replaceChildren(head, ...rows);
 
   const matrix = $("confusion");
@@ -203,9 +220,9 @@ function renderResults(state) {
   if (state.inspect) {
     const { actual, predicted } = state.inspect;
     const urls = new Map(state.classes.flatMap((c) => c.photos.map((p) => [p.id, p.url])));
-    const photos = model.heldOutPhotos.filter((p) => p.actual === actual && p.predicted === predicted && urls.has(p.photoId));
+    const photos = (model.checkedPhotos || []).filter((p) => p.actual === actual && p.predicted === predicted && urls.has(p.photoId));
     const title = document.createElement("p");
-    title.textContent = `${photos.length} held-out photo${photos.length === 1 ? "" : "s"} of “${labels[actual]}” predicted as “${labels[predicted]}”`;
+    title.textContent = `${photos.length} photo${photos.length === 1 ? "" : "s"} of “${labels[actual]}” predicted as “${labels[predicted]}” by a model trained without ${photos.length === 1 ? "it" : "them"}`;
     const grid = document.createElement("div");
     grid.className = "thumbs";
     grid.append(
@@ -233,15 +250,32 @@ function row(cell, texts) {
   return tr;
 }
 
-/** Plain warnings: near-chance accuracy, classes with few photos. */
+/** Plain warnings: classes that do not separate, photos that may be in the wrong class,
+ * classes with few photos. */
 export function warnings({ model, classes }) {
   const out = [];
-  if (!model?.heldOut) return out;
+  const validation = model?.validation;
+  if (!validation?.evaluation) return out;
   const k = model.labels.length;
-  if (model.heldOut.accuracy < 1 / k + 0.15)
+  const [, high] = validation.accuracyRange || [0, 1];
+  if (high < 1 / k + 0.15 || validation.evaluation.accuracy < 1 / k + 0.1)
     out.push(
-      `Held-out accuracy is ${(model.heldOut.accuracy * 100).toFixed(0)} %, close to guessing (${(100 / k).toFixed(0)} %): add more, and more varied, photos.`,
+      `The classes hardly separate: accuracy is ${(validation.evaluation.accuracy * 100).toFixed(0)} %, close to guessing (${(100 / k).toFixed(0)} %). Add more, and more varied, photos, or make the classes more different.`,
     );
+  const names = new Map(classes.flatMap((c) => c.photos.map((p, i) => [p.id, `photo ${i + 1} of “${c.name}”`])));
+  const suspicious = (model.suspicious || []).filter((id) => names.has(id));
+  if (suspicious.length)
+    out.push(
+      `Check ${suspicious.length === 1 ? "this photo" : "these photos"}: the other photos say ${suspicious.length === 1 ? "it looks" : "they look"} like another class (in the wrong class, or ambiguous?): ${suspicious
+        .slice(0, 8)
+        .map((id) => names.get(id))
+        .join(", ")}${suspicious.length > 8 ? ", …" : ""}.`,
+    );
+  validation.evaluation.perClass.forEach((c, i) => {
+    const range = validation.recallRanges?.[i];
+    if (range && range[1] - range[0] > 0.5 && c.support < 10)
+      out.push(`“${c.label}” needs more photos: with ${c.support}, its accuracy could be anywhere from ${(range[0] * 100).toFixed(0)} to ${(range[1] * 100).toFixed(0)} %.`);
+  });
   for (const c of classes) {
     const n = c.photos.filter((p) => p.status === "ready").length;
     if (n < 10) out.push(`“${c.name}” has only ${n} photo${n === 1 ? "" : "s"}: 10 or more per class work better.`);
@@ -274,10 +308,17 @@ function renderPreview({ preview, model, webcam, problems }) {
     return;
   }
   const top = predictions[0];
-  // Confident when the top class is more likely than all the others together.
-  const sure = top.probability >= 0.5;
-  verdict.textContent = sure ? `This looks like “${top.label}”` : "Not sure: no class is confident";
+  // "None of these" when the photo is unlike every training photo (the engine's judgement,
+  // whatever the number of classes); "not sure" when it is like them but between classes.
+  const foreign = !!preview.unfamiliar?.unfamiliar;
+  const sure = !foreign && top.probability >= 0.5;
+  verdict.textContent = foreign
+    ? `None of these: this photo looks unlike every class (closest: “${top.label}”)`
+    : sure
+      ? `This looks like “${top.label}”`
+      : "Not sure: no class is confident";
   verdict.classList.toggle("unsure", !sure);
+  verdict.classList.toggle("foreign", foreign);
   const byClass = [...predictions].sort((a, b) => a.class - b.class);
   bars.replaceChildren(
     ...byClass.map((p) => {

@@ -2,11 +2,8 @@
 // ends in one render. Handlers in main.js call the engine, then update.
 import { render } from "./render.js";
 
-/** Training settings and their defaults (the engine's defaults). */
+/** Page settings and their defaults (training's own defaults live in the engine). */
 export const DEFAULT_SETTINGS = {
-  epochs: 50,
-  batchSize: 16,
-  learningRate: 0.001,
   hiddenUnits: 0,
   augment: false,
   framing: "crop",
@@ -20,13 +17,13 @@ export const state = {
   /** Messages about photos that could not be added, per class id (or "preview"). */
   problems: {},
   settings: { ...DEFAULT_SETTINGS },
-  /** { running, history: [report], error, startedAt, seconds } */
+  /** { running, history: [step report], validating: { fold, folds } | null, error, seconds } */
   training: { running: false, history: [], error: "" },
-  /** The trained model: { bytes: Uint8Array, key, labels, heldOut, heldOutPhotos: [{ photoId, actual, predicted }] } */
+  /** The trained model: { bytes: Uint8Array, key, labels, validation, checkedPhotos: [{ photoId, actual, predicted, confidence }], suspicious: [photoId] } */
   model: null,
   /** A clicked confusion-matrix cell: { actual, predicted }. */
   inspect: null,
-  /** Live prediction: { predictions: [{ label, probability }], source, url } */
+  /** Live prediction: { predictions: [{ label, probability }], unfamiliar: { score, threshold, unfamiliar } | null, source, url } */
   preview: null,
   webcam: { on: false, target: null },
   /** One line for the whole page (saved, opened, errors without a better place). */

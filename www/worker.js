@@ -2,7 +2,7 @@
 // training never freeze the page. The page talks to it through engine.js only.
 //
 // Request:  { id, op, args }          Reply: { id, ok: true, result } | { id, ok: false, error }
-// Progress: { id, progress }          (training epochs, while a request runs)
+// Progress: { id, progress }          (training steps and folds, while a request runs)
 import init, { Fewshot, Classifier } from "./pkg/fewshot.js";
 
 /** Longest side a photo is decoded at: the backbone sees 224 px, and huge photos would
@@ -86,12 +86,13 @@ const handlers = {
     stopRequested = true;
   },
 
-  /** Predictions for an image with a trained model { key, bytes }. */
+  /** Predictions for an image with a trained model { key, bytes }:
+   * { predictions: [{ label, class, probability }], unfamiliar: { score, threshold, unfamiliar } | null }. */
   async predict({ model, image }) {
     const c = classifier(model);
     const { pixels, width, height } = await pixelsOf(image);
     const embedding = await fewshot.embed(pixels, width, height, c.preprocess);
-    return c.predict(embedding);
+    return { predictions: c.predict(embedding), unfamiliar: c.judge(embedding) ?? null };
   },
 
   modelInfo({ model }) {

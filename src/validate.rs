@@ -1,0 +1,253 @@
+//! How well a head will do on photos it has not seen, estimated honestly from the photos there
+//! are: stratified k-fold cross-validation (leave-one-out when photos are few). Each photo is
+//! predicted exactly once, by a head trained without it (and without its augmented variants),
+//! so the accuracy, the per-class figures and the confusion matrix all come from photos the
+//! head did not train on. The accuracy comes with a 95 % range (Wilson's score interval), so
+//! that four right answers out of four read "somewhere between 51 and 100 %", not "100 %".
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Dataset;
+use crate::error::Result;
+use crate::evaluate::Evaluation;
+use crate::matrix::{argmax_rows, softmax_rows};
+use crate::rng::Rng;
+use crate::train::{TrainConfig, Trainer};
+
+/// Folds of k-fold cross-validation.
+pub const FOLDS: usize = 5;
+/// Up to this many photos, every photo is its own fold (leave-one-out): the most honest
+/// estimate, and cheap when photos are few.
+pub const LEAVE_ONE_OUT_UP_TO: usize = 40;
+/// Cross-validation needs this many photos in every class (one to hold out, one to train on).
+pub const MIN_PHOTOS_PER_CLASS: usize = 2;
+/// A photo whose cross-validated prediction is another class with at least this probability
+/// is listed as possibly mislabelled.
+pub const MISLABELLED_CONFIDENCE: f32 = 0.6;
+
+/// The result of cross-validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossValidation {
+    /// The figures (what a model file keeps).
+    pub figures: Validated,
+    /// For each photo of the dataset, the class predicted by the head trained without it.
+    pub predictions: Vec<usize>,
+    /// For each photo, the probability of that predicted class.
+    pub confidence: Vec<f32>,
+    /// Photos predicted as another class with confidence: likely mislabelled, or ambiguous.
+    pub suspicious: Vec<usize>,
+}
+
+/// Cross-validated figures of a head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Validated {
+    pub folds: usize,
+    pub photos: usize,
+    /// Accuracy, per-class precision and recall, and the confusion matrix, all cross-validated.
+    pub evaluation: Evaluation,
+    /// 95 % range of the accuracy: (low, high).
+    pub accuracy_range: (f32, f32),
+    /// 95 % range of each class's recall.
+    pub recall_ranges: Vec<(f32, f32)>,
+}
+
+/// Fold of each photo, stratified by class; `None` when a class has fewer than
+/// [`MIN_PHOTOS_PER_CLASS`] photos.
+pub fn assign_folds(data: &Dataset, seed: u64) -> Option<(usize, Vec<usize>)> {
+    let counts = data.counts();
+    if counts.iter().any(|&c| c < MIN_PHOTOS_PER_CLASS) {
+        return None;
+    }
+    let folds = if data.len() <= LEAVE_ONE_OUT_UP_TO { data.len() } else { FOLDS };
+    let mut rng = Rng::new(seed ^ FOLD_SEED);
+    let mut fold_of = vec![0; data.len()];
+    let mut next = 0;
+    for class in 0..data.labels.len() {
+        let mut members: Vec<usize> = (0..data.len()).filter(|&i| data.targets[i] == class).collect();
+        rng.shuffle(&mut members);
+        for photo in members {
+            fold_of[photo] = next % folds;
+            next += 1;
+        }
+    }
+    Some((folds, fold_of))
+}
+
+/// A constant mixed into the seed so that folds differ from other shuffles.
+const FOLD_SEED: u64 = 0xf01d_5eed;
+
+/// Cross-validate training with `config` on `data`. `on_fold(done, folds)` runs after each fold
+/// and returns `false` to stop (then the result is `None`). `None` too when a class has too few
+/// photos to hold one out.
+pub fn cross_validate(data: &Dataset, config: &TrainConfig, mut on_fold: impl FnMut(usize, usize) -> bool) -> Result<Option<CrossValidation>> {
+    data.check_trainable()?;
+    let Some((folds, _)) = assign_folds(data, config.seed) else { return Ok(None) };
+    let mut validator = CrossValidator::new(data, config, folds)?;
+    while let Some(done) = validator.next_fold()? {
+        if !on_fold(done, folds) {
+            return Ok(None);
+        }
+    }
+    Ok(validator.finish())
+}
+
+/// Cross-validation in progress, one fold a call, so that the page can yield between folds.
+pub struct CrossValidator<'a> {
+    data: &'a Dataset,
+    config: TrainConfig,
+    folds: usize,
+    fold_of: Vec<usize>,
+    done: usize,
+    predictions: Vec<usize>,
+    confidence: Vec<f32>,
+}
+
+impl<'a> CrossValidator<'a> {
+    /// Folds as [`assign_folds`] makes them for `config.seed`.
+    pub fn new(data: &'a Dataset, config: &TrainConfig, folds: usize) -> Result<Self> {
+        data.check_trainable()?;
+        let fold_of = assign_folds(data, config.seed).map(|(_, f)| f).unwrap_or_default();
+        Ok(CrossValidator {
+            data,
+            config: config.clone(),
+            folds,
+            fold_of,
+            done: 0,
+            predictions: vec![0; data.len()],
+            confidence: vec![0.0; data.len()],
+        })
+    }
+
+    /// Train without the next fold and predict it; the number of folds done, `None` when all are.
+    pub fn next_fold(&mut self) -> Result<Option<usize>> {
+        if self.done >= self.folds || self.fold_of.is_empty() {
+            return Ok(None);
+        }
+        let (data, fold, k) = (self.data, self.done, self.data.labels.len());
+        let (held, kept): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| self.fold_of[i] == fold);
+        if !held.is_empty() {
+            let mut trainer = Trainer::on(data, &kept, self.config.clone())?;
+            while trainer.step().is_some() {}
+            let weights = trainer.finish().weights;
+            let x: Vec<f32> = held.iter().flat_map(|&i| data.embedding(i).iter().copied()).collect();
+            let mut p = weights.logits(&x);
+            softmax_rows(&mut p, k);
+            for ((&photo, class), row) in held.iter().zip(argmax_rows(&p, k)).zip(p.chunks_exact(k)) {
+                self.predictions[photo] = class;
+                self.confidence[photo] = row[class];
+            }
+        }
+        self.done += 1;
+        Ok(Some(self.done))
+    }
+
+    /// The figures, once every fold is done (`None` before).
+    pub fn finish(self) -> Option<CrossValidation> {
+        if self.done < self.folds || self.fold_of.is_empty() {
+            return None;
+        }
+        let (data, predictions, confidence) = (self.data, self.predictions, self.confidence);
+        let evaluation = Evaluation::new(&data.labels, &data.targets, &predictions);
+        let right = (0..data.len()).filter(|&i| predictions[i] == data.targets[i]).count();
+        let recall_ranges = (0..data.labels.len()).map(|c| wilson(evaluation.confusion[c][c], evaluation.per_class[c].support)).collect();
+        let suspicious = (0..data.len())
+            .filter(|&i| predictions[i] != data.targets[i] && confidence[i] >= MISLABELLED_CONFIDENCE)
+            .collect();
+        Some(CrossValidation {
+            figures: Validated { folds: self.folds, photos: data.len(), accuracy_range: wilson(right, data.len()), evaluation, recall_ranges },
+            predictions,
+            confidence,
+            suspicious,
+        })
+    }
+}
+
+/// Wilson's 95 % score interval for `right` successes out of `n`.
+pub fn wilson(right: usize, n: usize) -> (f32, f32) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_964f64;
+    let (n, p) = (n as f64, right as f64 / n as f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    (((centre - half).max(0.0)) as f32, ((centre + half).min(1.0)) as f32)
+}
+
+impl Validated {
+    /// "about 91 % (likely 86 to 95 %), cross-validated on 120 photos (5 folds)".
+    pub fn summary(&self) -> String {
+        let how = if self.folds == self.photos { "leaving each out in turn".to_string() } else { format!("{} folds", self.folds) };
+        format!(
+            "about {:.0} % (likely {:.0} to {:.0} %), cross-validated on {} photos ({how})",
+            self.evaluation.accuracy * 100.0,
+            self.accuracy_range.0 * 100.0,
+            self.accuracy_range.1 * 100.0,
+            self.photos
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::tests::clusters;
+
+    #[test]
+    fn folds_cover_every_photo_once_and_are_stratified() {
+        for per_class in [2, 5, 30] {
+            let data = clusters(per_class, 3);
+            let (folds, fold_of) = assign_folds(&data, 1).unwrap();
+            assert_eq!(folds, if data.len() <= LEAVE_ONE_OUT_UP_TO { data.len() } else { FOLDS });
+            assert_eq!(fold_of.len(), data.len());
+            for fold in 0..folds {
+                let members: Vec<usize> = (0..data.len()).filter(|&i| fold_of[i] == fold).collect();
+                assert!(!members.is_empty());
+                // No fold holds out every photo of a class.
+                for class in 0..3 {
+                    let held = members.iter().filter(|&&i| data.targets[i] == class).count();
+                    assert!(held < per_class);
+                }
+            }
+        }
+        assert!(assign_folds(&clusters(1, 3), 1).is_none());
+    }
+
+    #[test]
+    fn predicts_every_photo_from_a_head_that_did_not_see_it() {
+        let data = clusters(15, 4);
+        let mut calls = 0;
+        let cv = cross_validate(&data, &TrainConfig::default(), |_, _| {
+            calls += 1;
+            true
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(calls, FOLDS);
+        assert_eq!(cv.predictions.len(), 45);
+        let f = &cv.figures;
+        assert_eq!(f.evaluation.confusion.iter().flatten().sum::<usize>(), 45);
+        assert!(f.evaluation.accuracy > 0.9, "{}", f.evaluation.accuracy);
+        assert!(f.accuracy_range.0 < f.evaluation.accuracy && f.accuracy_range.1 >= f.evaluation.accuracy);
+        assert!(f.summary().contains("cross-validated on 45 photos (5 folds)"), "{}", f.summary());
+    }
+
+    #[test]
+    fn a_mislabelled_photo_is_suspicious() {
+        let mut data = clusters(10, 5);
+        data.targets[0] = 1; // a photo of class 0 labelled 1
+        let cv = cross_validate(&data, &TrainConfig::default(), |_, _| true).unwrap().unwrap();
+        assert_eq!(cv.predictions[0], 0);
+        assert!(cv.suspicious.contains(&0), "{:?} {:?}", cv.suspicious, &cv.confidence[..3]);
+    }
+
+    #[test]
+    fn wilson_is_honest_about_small_samples() {
+        let (low, high) = wilson(4, 4);
+        assert!((low - 0.51).abs() < 0.01 && high == 1.0, "{low} {high}");
+        let (low, high) = wilson(90, 100);
+        assert!((low - 0.826).abs() < 0.01 && (high - 0.945).abs() < 0.01, "{low} {high}");
+    }
+}
