@@ -3,6 +3,7 @@
 #   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
 #   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
 #   ./build.sh bench   measure speed (see README, "Performance")
+#   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
 #   ./build.sh wasm | weights | deps   the steps on their own
 # It installs what is missing itself, pinned, and says so in one line each.
 set -euo pipefail
@@ -154,12 +155,33 @@ bench() {
   node tests/bench/bench.mjs | tee target/bench/browser.txt
 }
 
+# Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.
+probe() {
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  local venv=$ROOT/target/venv data=../shared/datasets/clothing-small out=$ROOT/target/probe
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sklearn" 2>/dev/null; then
+    say "installing numpy and scikit-learn (pip, into target/venv)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q numpy scikit-learn
+  fi
+  mkdir -p "$out"
+  cargo build -q --bin fewshot
+  say "embedding clothing-small, then training on 1 to 30 photos a class, 5 draws each"
+  ./target/debug/fewshot embed "$data/train" -o "$out/train.json" --device cpu
+  ./target/debug/fewshot embed "$data/test" -o "$out/test.json" --device cpu
+  ./target/debug/fewshot eval --train "$data/train" --test "$data/test" --shots 1,5,10,20,30 --repeats 5 \
+    --device cpu --json ${PROBE_ARGS:-} > "$out/eval.json"
+  "$venv/bin/python" tests/probe/probe.py "$out/train.json" "$out/test.json" "$out/eval.json"
+}
+
 case "${1:-}" in
   serve) serve ;;
   test) test_all ;;
   bench) bench ;;
+  probe) probe ;;
   wasm) wasm ;;
   weights) weights ;;
   deps) ensure_rust; ensure_wasm_bindgen; ensure_wasm_opt; ensure_test_tools ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

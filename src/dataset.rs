@@ -71,6 +71,22 @@ impl Dataset {
         photos.iter().copied().chain(variants).collect()
     }
 
+    /// A dataset of some photos (in the order given), with their variants.
+    pub fn subset(&self, photos: &[usize]) -> Result<Dataset> {
+        let mut out = Dataset::new(self.labels.clone());
+        let mut new_index = vec![usize::MAX; self.len()];
+        for (n, &p) in photos.iter().enumerate() {
+            out.push(self.embedding(p), self.targets[p])?;
+            new_index[p] = n;
+        }
+        for (v, &of) in self.variant_of.iter().enumerate() {
+            if new_index[of] != usize::MAX {
+                out.push_variant(&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], new_index[of])?;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn len(&self) -> usize {
         self.targets.len()
     }

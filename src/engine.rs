@@ -12,7 +12,7 @@ use crate::familiar::Unfamiliarity;
 use crate::matrix::{argmax_rows, softmax_rows};
 use crate::model::{Model, ModelInfo};
 use crate::predict::{softmax, top_k, Prediction};
-use crate::preprocess::{INPUT_LEN, INPUT_SIDE};
+use crate::preprocess::{Preprocess, INPUT_LEN, INPUT_SIDE};
 
 /// The frozen backbone on its device.
 pub struct Engine {
@@ -100,22 +100,45 @@ impl Classifier {
         &self.model.info
     }
 
-    /// All classes with their probabilities, most likely first, for each of `[n * 1280]`
-    /// embeddings.
-    pub fn predict(&self, embeddings: &[f32]) -> Result<Vec<Vec<Prediction>>> {
-        let probabilities = self.probabilities(embeddings)?;
-        let labels = &self.model.info.labels;
-        Ok(probabilities.chunks(labels.len()).map(|p| top_k(p, labels, labels.len())).collect())
+    /// The views of a photo this model averages over: embed each, in this order.
+    pub fn views(&self) -> Vec<Preprocess> {
+        let info = &self.model.info;
+        if info.views.is_empty() {
+            vec![info.preprocess]
+        } else {
+            info.views.clone()
+        }
     }
 
-    /// Accuracy, per-class figures and confusion on labelled embeddings whose labels are
-    /// this model's.
+    /// All classes with their probabilities, most likely first, for one photo from the
+    /// embeddings of one or more of its [`Classifier::views`] (`[v * 1280]`, averaged).
+    pub fn predict(&self, views: &[f32]) -> Result<Vec<Prediction>> {
+        let p = self.probabilities(views)?;
+        let labels = &self.model.info.labels;
+        let k = labels.len();
+        let v = p.len() / k;
+        let mean: Vec<f32> = (0..k).map(|c| p.chunks_exact(k).map(|row| row[c]).sum::<f32>() / v as f32).collect();
+        Ok(top_k(&mean, labels, k))
+    }
+
+    /// Accuracy, per-class figures and confusion on labelled embeddings whose labels are this
+    /// model's; each photo's variants (its other views) are averaged in, as in [`Classifier::predict`].
     pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
         if data.labels != self.model.info.labels {
             return Err(Error::BadConfig("the test photos' classes differ from the model's".into()));
         }
         let k = data.labels.len();
-        let predicted = argmax_rows(&self.probabilities(&data.embeddings)?, k);
+        let mut sums = self.probabilities(&data.embeddings)?;
+        let mut counts = vec![1.0f32; data.len()];
+        if !data.variant_of.is_empty() {
+            let extra = self.probabilities(&data.variants)?;
+            for (row, &of) in extra.chunks_exact(k).zip(&data.variant_of) {
+                sums[of * k..(of + 1) * k].iter_mut().zip(row).for_each(|(s, p)| *s += p);
+                counts[of] += 1.0;
+            }
+        }
+        sums.chunks_exact_mut(k).zip(&counts).for_each(|(row, &n)| row.iter_mut().for_each(|p| *p /= n));
+        let predicted = argmax_rows(&sums, k);
         Ok(Evaluation::new(&data.labels, &data.targets, &predicted))
     }
 

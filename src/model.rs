@@ -42,6 +42,10 @@ pub struct ModelInfo {
     /// sha256 of the backbone file the embeddings came from.
     pub backbone_sha256: String,
     pub preprocess: Preprocess,
+    /// The views a prediction averages over (see [`crate::preprocess::views`]); empty in files
+    /// before format 2, meaning `preprocess` alone.
+    #[serde(default)]
+    pub views: Vec<Preprocess>,
     /// Units of the hidden layer; 0 for none.
     pub hidden_units: usize,
     /// The score above which a photo is called unlike every class ([`Familiarity`]).
@@ -206,6 +210,7 @@ mod tests {
                 labels: vec!["a".into(), "b".into(), "<c>".into()],
                 backbone_sha256: crate::backbone::KNOWN_SHA256.into(),
                 preprocess: Preprocess::default(),
+                views: vec![],
                 hidden_units: hidden,
                 unfamiliar_threshold: None,
                 validation: None,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::familiar::Familiarity;
 use crate::head::{forward, HeadShape, HeadWeights};
 use crate::model::{now_unix_ms, Model, ModelInfo};
-use crate::preprocess::Preprocess;
+use crate::preprocess::{views, Seeing};
 use crate::validate::Validated;
 use crate::matrix::{add_column_sums, argmax_rows, matmul, softmax_rows, Stored};
 use crate::optimize::{Converged, Lbfgs, Objective};
@@ -177,12 +177,14 @@ impl Trainer {
 
 impl Trained {
     /// The model file's content for this head, stamped with the current time.
-    pub fn to_model(&self, backbone_sha256: &str, preprocess: Preprocess, validation: Option<Validated>, familiarity: Option<Familiarity>) -> Model {
+    pub fn to_model(&self, backbone_sha256: &str, seeing: Seeing, validation: Option<Validated>, familiarity: Option<Familiarity>) -> Model {
+        let views = views(seeing);
         Model {
             info: ModelInfo {
                 labels: self.labels.clone(),
                 backbone_sha256: backbone_sha256.to_string(),
-                preprocess,
+                preprocess: views[0],
+                views,
                 hidden_units: self.weights.shape.hidden,
                 unfamiliar_threshold: familiarity.as_ref().map(|f| f.threshold),
                 validation,

@@ -8,7 +8,7 @@
 //! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
 //! const embedding = await fewshot.embed(imageData.data, imageData.width, imageData.height, {});
 //! const result = await fewshot.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(),
-//!   { hiddenUnits: 0 }, { framing: "crop" }, (progress) => true);
+//!   { hiddenUnits: 0 }, { framing: "crop", mirror: false }, (progress) => true);
 //! const classifier = Classifier.load(result.model);
 //! classifier.predict(embedding);  // [{ label, class, probability }, ...]
 //! ```
@@ -28,7 +28,7 @@ use crate::familiar::Familiarity;
 use crate::error::Error;
 use crate::model::Model;
 use crate::predict::top_k;
-use crate::preprocess::{Preprocess, Rgba};
+use crate::preprocess::{views, Preprocess, Rgba, Seeing};
 use crate::train::{TrainConfig, Trainer};
 use crate::validate::{assign_folds, CrossValidator};
 
@@ -153,6 +153,20 @@ impl Fewshot {
         self.inner.engine.weights_warning()
     }
 
+    /// The views each photo is embedded in for these settings (`{ framing: "crop" | "pad",
+    /// mirror: bool }`, defaults when missing): a list of `embed` options, the first the photo
+    /// as framed.
+    pub fn views(seeing: JsValue) -> Result<JsValue, JsValue> {
+        let seeing: Seeing = from_js(seeing)?;
+        to_js(&views(seeing))
+    }
+
+    /// The default settings of how photos are seen: `{ framing, mirror }`.
+    #[wasm_bindgen(js_name = defaultSeeing)]
+    pub fn default_seeing() -> Result<JsValue, JsValue> {
+        to_js(&Seeing::default())
+    }
+
     /// Run one blank photo through the backbone (compiles the GPU shaders once).
     #[wasm_bindgen(js_name = warmUp)]
     pub fn warm_up(&self) -> Promise {
@@ -217,13 +231,13 @@ impl Fewshot {
         variants: Vec<f32>,
         variant_of: Vec<u32>,
         config: JsValue,
-        preprocess: JsValue,
+        seeing: JsValue,
         on_progress: Option<Function>,
     ) -> Promise {
         let sha256 = self.inner.engine.weights_sha256.clone();
         future_to_promise(async move {
             let config: TrainConfig = from_js(config)?;
-            let preprocess: Preprocess = from_js(preprocess)?;
+            let seeing: Seeing = from_js(seeing)?;
             let mut data = Dataset::new(labels);
             if embeddings.len() != targets.len() * EMBEDDING_DIM {
                 return Err(js_error(Error::BadConfig("embeddings and targets differ in number".into())));
@@ -280,7 +294,7 @@ impl Fewshot {
                 }
             }
             let familiarity = Familiarity::fit(&data, config.seed);
-            let model = trained.to_model(&sha256, preprocess, validation.as_ref().map(|v| v.figures.clone()), familiarity);
+            let model = trained.to_model(&sha256, seeing, validation.as_ref().map(|v| v.figures.clone()), familiarity);
             let bytes = model.to_bytes().map_err(js_error)?;
             let result = js_sys::Object::new();
             Reflect::set(&result, &"model".into(), &Uint8Array::from(bytes.as_slice()))?;
@@ -323,23 +337,32 @@ impl Classifier {
         to_js(self.inner.info())
     }
 
-    /// How photos must be preprocessed for this model (pass to `Fewshot.embed`).
+    /// How photos must be preprocessed for this model (pass to `Fewshot.embed`): the first of
+    /// its `views`.
     #[wasm_bindgen(getter)]
     pub fn preprocess(&self) -> Result<JsValue, JsValue> {
         to_js(&self.inner.info().preprocess)
     }
 
-    /// Every class with its probability, most likely first, for one embedding.
-    pub fn predict(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
-        let predictions = self.inner.predict(embedding).map_err(js_error)?;
-        to_js(&predictions[0])
+    /// The views of a photo this model averages over: embed the photo with each (in order),
+    /// concatenate, and pass to `predict`.
+    #[wasm_bindgen(getter)]
+    pub fn views(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.views())
     }
 
-    /// How unlike the training photos one embedding is: `{ score, threshold, unfamiliar }`
+    /// Every class with its probability, most likely first, for one photo: its embedding, or
+    /// the embeddings of its `views` one after the other (averaged).
+    pub fn predict(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.predict(embedding).map_err(js_error)?)
+    }
+
+    /// How unlike the training photos one embedding (of the first view) is: `{ score, threshold, unfamiliar }`
     /// (`unfamiliar`: "none of these"), or `null` for a model trained on too few photos (or
     /// saved by an older Fewshot) to tell.
     pub fn judge(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
-        let judged = self.inner.judge(embedding).map_err(js_error)?;
+        let first = &embedding[..embedding.len().min(EMBEDDING_DIM)];
+        let judged = self.inner.judge(first).map_err(js_error)?;
         to_js(&judged.map(|j| j[0]))
     }
 

@@ -79,6 +79,8 @@ export async function load({ device = "auto", onProgress } = {}) {
 
 /** Embeddings of an image (Blob or { pixels, width, height }) in each preprocessing variant. */
 export const embed = (image, variants) => call("embed", { image, variants });
+/** The views photos are embedded in for { framing, mirror }, and the engine's defaults. */
+export const views = (seeing) => call("views", { seeing });
 export const imagenet = (image) => call("imagenet", { image });
 export const train = (args, onEpoch) => call("train", args, onEpoch);
 export const stop = () => call("stop");

@@ -13,6 +13,11 @@ document.querySelector("input").addEventListener("change", async (event) => {
   const context = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
   context.drawImage(bitmap, 0, 0);
   const { data, width, height } = context.getImageData(0, 0, bitmap.width, bitmap.height);
-  const [best] = classifier.predict(await fewshot.embed(data, width, height, classifier.preprocess));
+  // One embedding per view of the photo (the photo, and its mirror image if the model was
+  // trained with mirroring), one after the other.
+  const views = classifier.views;
+  const embedding = new Float32Array(views.length * 1280);
+  for (const [i, view] of views.entries()) embedding.set(await fewshot.embed(data, width, height, view), i * 1280);
+  const [best] = classifier.predict(embedding);
   output.textContent = `${best.label} (${Math.round(best.probability * 100)} %)`;
 });

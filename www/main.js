@@ -3,7 +3,7 @@
 import * as engine from "./engine.js";
 import * as store from "./store.js";
 import * as photos from "./photos.js";
-import { state, update, allPhotos, pendingCount, newId, variants, DEFAULT_SETTINGS } from "./state.js";
+import { state, update, allPhotos, pendingCount, newId, seeing, DEFAULT_SETTINGS } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -14,8 +14,10 @@ function newClass(name) {
   return { id: newId(), name, photos: [] };
 }
 
+/** A stored photo; its embeddings count until the engine says which views it wants
+ * (markStale). */
 function photoFromStored({ id, image, embeddings, variantsKey, added }) {
-  const ready = embeddings && variantsKey === JSON.stringify(variants(state.settings));
+  const ready = embeddings && variantsKey && (!state.views || variantsKey === JSON.stringify(state.views));
   return {
     id: id || newId(),
     added: added || Date.now(),
@@ -69,7 +71,8 @@ function startEngine(device) {
   update({ engine: { status: "loading", progress: 0, device: null, note: "", message: "" } });
   ready = engine
     .load({ device, onProgress: (progress) => update({ engine: { ...state.engine, progress } }) })
-    .then((info) => {
+    .then(async (info) => {
+      await refreshViews();
       update({ engine: { status: "ready", progress: 1, device: info.device, note: info.note, message: "" } });
       embedQueue();
       return info;
@@ -91,18 +94,33 @@ async function fallBackToCpu(error) {
   return true;
 }
 
+/** Ask the engine which views photos are embedded in for the current settings (and its
+ * defaults); photos embedded otherwise are embedded again. */
+async function refreshViews() {
+  const { views, defaults } = await engine.views(seeing(state.settings));
+  state.views = views;
+  state.defaults = defaults;
+  const key = JSON.stringify(views);
+  for (const { photo } of allPhotos())
+    if (photo.status === "ready" && photo.variantsKey !== key) {
+      photo.status = "embedding";
+      photo.embeddings = null;
+    }
+  update({});
+}
+
 let embedding = false;
 
 /** Embed every photo that needs it, one at a time, persisting each. */
 async function embedQueue() {
-  if (embedding || state.engine.status !== "ready") return;
+  if (embedding || state.engine.status !== "ready" || !state.views) return;
   embedding = true;
   try {
     for (;;) {
       const next = allPhotos().find(({ photo }) => photo.status === "embedding");
       if (!next) break;
       const { photo, classId } = next;
-      const wanted = variants(state.settings);
+      const wanted = state.views;
       try {
         photo.embeddings = await engine.embed(photo.image, wanted);
         photo.variantsKey = JSON.stringify(wanted);
@@ -195,12 +213,12 @@ async function train() {
     }
   });
   const settings = state.settings;
-  const config = { hiddenUnits: settings.hiddenUnits };
+  const config = settings.hiddenUnits === undefined ? {} : { hiddenUnits: settings.hiddenUnits };
   const started = performance.now();
   update({ training: { running: true, history: [], validating: null, error: "" }, inspect: null });
   try {
     const result = await engine.train(
-      { labels, embeddings, targets, variants: variantsArray, variantOf, config, preprocess: { framing: settings.framing } },
+      { labels, embeddings, targets, variants: variantsArray, variantOf, config, seeing: seeing(settings) },
       (report) =>
         report.phase === "validating"
           ? update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } })
@@ -472,26 +490,17 @@ function wire() {
       saveMeta();
     });
   }
-  const reembedAll = () => {
-    for (const { photo } of allPhotos()) if (photo.status !== "error") photo.status = "embedding";
-    update({});
+  const changeSeeing = async (patch) => {
+    update({ settings: { ...state.settings, ...patch } });
+    saveMeta();
+    await refreshViews();
     embedQueue();
   };
-  $("augment").addEventListener("change", (e) => {
-    update({ settings: { ...state.settings, augment: e.target.checked } });
-    saveMeta();
-    reembedAll();
-  });
-  $("keep-aspect").addEventListener("change", (e) => {
-    update({ settings: { ...state.settings, framing: e.target.checked ? "pad" : "crop" } });
-    saveMeta();
-    reembedAll();
-  });
-  $("reset-settings").addEventListener("click", () => {
-    const reembed = state.settings.augment !== DEFAULT_SETTINGS.augment || state.settings.framing !== DEFAULT_SETTINGS.framing;
-    update({ settings: { ...DEFAULT_SETTINGS } });
-    saveMeta();
-    if (reembed) reembedAll();
+  $("augment").addEventListener("change", (e) => changeSeeing({ mirror: e.target.checked }));
+  $("keep-aspect").addEventListener("change", (e) => changeSeeing({ framing: e.target.checked ? "pad" : "crop" }));
+  $("reset-settings").addEventListener("click", async () => {
+    state.settings = { ...DEFAULT_SETTINGS };
+    await changeSeeing({});
   });
 
   $("confusion").addEventListener("click", (e) => {

@@ -2,6 +2,7 @@
 // reused by id, so that typing a class name keeps its focus. Label names are user input:
 // they are only ever set with textContent or value.
 import { drawChart, LEGEND } from "./chart.js";
+import { setting } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const cards = new Map(); // class id -> card element
@@ -125,7 +126,8 @@ function renderThumbs(container, c, state) {
   }
 }
 
-function renderTraining({ training, settings, model, engine }) {
+function renderTraining(state) {
+  const { training, model, engine } = state;
   $("train").disabled = training.running || engine.status !== "ready";
   $("stop").hidden = !training.running;
   const status = $("train-status");
@@ -148,10 +150,10 @@ function renderTraining({ training, settings, model, engine }) {
   const fields = { "hidden-units": "hiddenUnits" };
   for (const [id, key] of Object.entries(fields)) {
     const input = $(id);
-    if (document.activeElement !== input) input.value = settings[key];
+    if (document.activeElement !== input) input.value = setting(state, key) ?? "";
   }
-  $("augment").checked = settings.augment;
-  $("keep-aspect").checked = settings.framing === "pad";
+  $("augment").checked = !!setting(state, "mirror");
+  $("keep-aspect").checked = setting(state, "framing") === "pad";
   const figure = $("chart-figure");
   figure.hidden = training.history.length === 0 || last?.step == null;
   if (!figure.hidden) {

@@ -2,12 +2,9 @@
 // ends in one render. Handlers in main.js call the engine, then update.
 import { render } from "./render.js";
 
-/** Page settings and their defaults (training's own defaults live in the engine). */
-export const DEFAULT_SETTINGS = {
-  hiddenUnits: 0,
-  augment: false,
-  framing: "crop",
-};
+/** Page settings. Only what the person changed is stored: every default (the hidden layer,
+ * the framing, mirroring) is the engine's, asked for when it loads (engine.defaults). */
+export const DEFAULT_SETTINGS = {};
 
 export const state = {
   /** The engine: "loading" | "ready" | "error"; device "webgpu" | "cpu". */
@@ -17,6 +14,10 @@ export const state = {
   /** Messages about photos that could not be added, per class id (or "preview"). */
   problems: {},
   settings: { ...DEFAULT_SETTINGS },
+  /** The engine's defaults ({ hiddenUnits, framing, mirror }) and the views each photo is
+   * embedded in for the current settings (null until the engine is ready). */
+  defaults: null,
+  views: null,
   /** { running, history: [step report], validating: { fold, folds } | null, error, seconds } */
   training: { running: false, history: [], error: "" },
   /** The trained model: { bytes: Uint8Array, key, labels, validation, checkedPhotos: [{ photoId, actual, predicted, confidence }], suspicious: [photoId] } */
@@ -47,10 +48,15 @@ export function newId() {
   return crypto.randomUUID();
 }
 
-/** The preprocessing variants each photo is embedded in: the photo, and with augmentation
- * its mirror image and a zoomed-in crop of both (TM #74). */
-export function variants(settings) {
-  const base = { framing: settings.framing };
-  if (!settings.augment) return [base];
-  return [base, { ...base, flip: true }, { ...base, zoom: 0.15 }, { ...base, flip: true, zoom: 0.15 }];
+/** A setting: what the person chose, else the engine's default. */
+export function setting(s, key) {
+  return s.settings[key] ?? s.defaults?.[key];
+}
+
+/** The settings that decide how photos are seen, as the engine takes them ({ framing, mirror },
+ * only those the person set). */
+export function seeing(settings) {
+  const out = {};
+  for (const key of ["framing", "mirror"]) if (settings[key] !== undefined) out[key] = settings[key];
+  return out;
 }

@@ -59,7 +59,13 @@ const handlers = {
     };
   },
 
-  /** Embeddings of one image in several variants (augmentation): [Float32Array]. */
+  /** The views each photo is embedded in for these settings ({ framing, mirror }), and the
+   * engine's defaults: { views, defaults }. */
+  views({ seeing }) {
+    return { views: Fewshot.views(seeing || {}), defaults: { ...Fewshot.defaultSeeing(), hiddenUnits: 0 } };
+  },
+
+  /** Embeddings of one image in several views (options of Fewshot.embed): [Float32Array]. */
   async embed({ image, variants }) {
     const { pixels, width, height } = await pixelsOf(image);
     const out = [];
@@ -74,9 +80,9 @@ const handlers = {
     return fewshot.imagenet(pixels, width, height);
   },
 
-  async train({ labels, embeddings, targets, variants, variantOf, config, preprocess }, progress) {
+  async train({ labels, embeddings, targets, variants, variantOf, config, seeing }, progress) {
     stopRequested = false;
-    return fewshot.train(labels, embeddings, targets, variants || new Float32Array(), variantOf || new Uint32Array(), config, preprocess, (report) => {
+    return fewshot.train(labels, embeddings, targets, variants || new Float32Array(), variantOf || new Uint32Array(), config, seeing, (report) => {
       progress(report);
       return !stopRequested;
     });
@@ -91,7 +97,9 @@ const handlers = {
   async predict({ model, image }) {
     const c = classifier(model);
     const { pixels, width, height } = await pixelsOf(image);
-    const embedding = await fewshot.embed(pixels, width, height, c.preprocess);
+    const views = c.views;
+    const embedding = new Float32Array(views.length * 1280);
+    for (const [i, view] of views.entries()) embedding.set(await fewshot.embed(pixels, width, height, view), i * 1280);
     return { predictions: c.predict(embedding), unfamiliar: c.judge(embedding) ?? null };
   },
 
@@ -103,7 +111,7 @@ const handlers = {
 self.onmessage = async ({ data: { id, op, args } }) => {
   try {
     if (!handlers[op]) throw new Error(`unknown request ${op}`);
-    if (op !== "load" && op !== "stop" && op !== "modelInfo" && !fewshot) throw new Error("the engine is not loaded yet");
+    if (op !== "load" && op !== "stop" && op !== "modelInfo" && op !== "views" && !fewshot) throw new Error("the engine is not loaded yet");
     const result = await handlers[op](args || {}, (progress) => self.postMessage({ id, progress }));
     self.postMessage({ id, ok: true, result });
   } catch (e) {
