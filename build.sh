@@ -153,6 +153,7 @@ bench() {
   wasm
   say "browser: tests/bench/bench.mjs (a few minutes)"
   node tests/bench/bench.mjs | tee target/bench/browser.txt
+  node tests/bench/head.mjs | tee target/bench/head.txt
 }
 
 # Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::backbone::{Backbone, EMBEDDING_DIM, IMAGENET_CLASSES, KNOWN_SHA256};
+use crate::backbone::{pool, Backbone, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES, KNOWN_SHA256};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluate::Evaluation;
@@ -49,6 +49,14 @@ impl Engine {
     pub async fn embed(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
         let embeddings = self.backbone.embed(self.input(photos)?);
         read(embeddings).await
+    }
+
+    /// Embeddings `[n * 1280]` and last feature maps `[n * 1280 * 7 * 7]` (channel-major) of
+    /// preprocessed photos: the maps give [`Classifier::heatmap`].
+    pub async fn embed_with_maps(&self, photos: &[Vec<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let map = self.backbone.feature_map(self.input(photos)?);
+        let embeddings = pool(map.clone());
+        Ok((read(embeddings).await?, read(map).await?))
     }
 
     /// The backbone's own ImageNet probabilities, `[n * 1001]`.
@@ -149,6 +157,32 @@ impl Classifier {
         Ok(self.model.familiarity.as_ref().map(|f| f.judge(embeddings)))
     }
 
+    /// Where in the photo the head saw `class`: its logit for each of the 7x7 regions of a
+    /// last feature map (`[1280 * 49]`, channel-major, from [`Engine::embed_with_maps`]),
+    /// scaled to [0, 1], row by row from the top left. For a softmax regression this is the
+    /// class-activation map (Zhou et al. 2016): the head's weights applied to each region.
+    pub fn heatmap(&self, map: &[f32], class: usize) -> Result<Vec<f32>> {
+        let regions = FEATURE_SIDE * FEATURE_SIDE;
+        if map.len() != EMBEDDING_DIM * regions {
+            return Err(Error::BadConfig(format!("a feature map has {} values, not {}", map.len(), EMBEDDING_DIM * regions)));
+        }
+        let k = self.model.info.labels.len();
+        if class >= k {
+            return Err(Error::BadConfig(format!("class {class} but the model has {k}")));
+        }
+        let mut by_region = vec![0.0; regions * EMBEDDING_DIM];
+        for (c, channel) in map.chunks_exact(regions).enumerate() {
+            for (r, &v) in channel.iter().enumerate() {
+                by_region[r * EMBEDDING_DIM + c] = v;
+            }
+        }
+        let logits = self.model.head.logits(&by_region);
+        let heat: Vec<f32> = logits.chunks_exact(k).map(|row| row[class]).collect();
+        let (low, high) = heat.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let span = (high - low).max(1e-6);
+        Ok(heat.iter().map(|v| (v - low) / span).collect())
+    }
+
     /// Softmax probabilities `[n * classes]`.
     pub fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
         if embeddings.is_empty() || !embeddings.len().is_multiple_of(EMBEDDING_DIM) {
@@ -160,5 +194,45 @@ impl Classifier {
         let mut p = self.model.head.logits(embeddings);
         softmax_rows(&mut p, self.model.info.labels.len());
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::{HeadShape, HeadWeights};
+    use crate::model::ModelInfo;
+    use crate::preprocess::Preprocess;
+    use crate::rng::Rng;
+
+    #[test]
+    fn the_heatmap_peaks_where_the_class_features_are() {
+        // Class 1 is "channel 0 is high"; the map has channel 0 high in region row 2, column 5.
+        let shape = HeadShape { classes: 2, hidden: 0 };
+        let mut head = HeadWeights::init(shape, &mut Rng::new(1));
+        head.layers[0].0[1] = 1.0; // weight [input 0, class 1]
+        let info = ModelInfo {
+            labels: vec!["a".into(), "b".into()],
+            backbone_sha256: String::new(),
+            preprocess: Preprocess::default(),
+            views: vec![],
+            hidden_units: 0,
+            unfamiliar_threshold: None,
+            validation: None,
+            penalty: 0.0,
+            photos_per_class: vec![1, 1],
+            created_unix_ms: 0,
+        };
+        let classifier = Classifier::new(Model { info, head, familiarity: None });
+        let regions = FEATURE_SIDE * FEATURE_SIDE;
+        let mut map = vec![0.1; EMBEDDING_DIM * regions];
+        map[2 * FEATURE_SIDE + 5] = 3.0; // channel 0, region (2, 5)
+        let heat = classifier.heatmap(&map, 1).unwrap();
+        assert_eq!(heat.len(), 49);
+        let peak = heat.iter().enumerate().fold(0, |best, (i, &v)| if v > heat[best] { i } else { best });
+        assert_eq!(peak, 2 * FEATURE_SIDE + 5);
+        assert_eq!(heat[peak], 1.0);
+        assert!(classifier.heatmap(&map[1..], 1).is_err());
+        assert!(classifier.heatmap(&map, 2).is_err());
     }
 }

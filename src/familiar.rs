@@ -138,6 +138,37 @@ impl Familiarity {
     }
 }
 
+/// Cosine similarity from which two photos count as nearly the same photo. A photo and its
+/// own mirror image measured 0.91 to 0.98 (median 0.955) on clothing-small, two different
+/// photos at most 0.90.
+pub const DUPLICATE_SIMILARITY: f32 = 0.97;
+/// The most near-duplicate pairs reported.
+pub const MAX_DUPLICATES: usize = 100;
+
+/// Pairs of photos `(i, j)`, `i < j`, that are nearly the same photo (re-saved, resized, a
+/// burst): in one class they count twice, in two classes they contradict each other.
+pub fn near_duplicates(data: &Dataset) -> Vec<(usize, usize)> {
+    const ROWS: usize = 256;
+    let n = data.len();
+    let units: Vec<f32> = (0..n).flat_map(|i| unit(data.embedding(i))).collect();
+    let mut pairs = vec![];
+    for start in (0..n).step_by(ROWS) {
+        let rows = ROWS.min(n - start);
+        let mut similarity = vec![0.0; rows * n];
+        let block = &units[start * EMBEDDING_DIM..(start + rows) * EMBEDDING_DIM];
+        matmul(&mut similarity, false, block, Stored::AsIs, &units, Stored::Transposed, rows, EMBEDDING_DIM, n);
+        for (r, row) in similarity.chunks_exact(n).enumerate() {
+            let i = start + r;
+            for (j, &s) in row.iter().enumerate().skip(i + 1) {
+                if s >= DUPLICATE_SIMILARITY && pairs.len() < MAX_DUPLICATES {
+                    pairs.push((i, j));
+                }
+            }
+        }
+    }
+    pairs
+}
+
 /// `v / |v|` (zero stays zero).
 fn unit(v: &[f32]) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -206,6 +237,14 @@ mod tests {
             data.push(&e, usize::from(i % 5 == 0)).unwrap();
         }
         assert_eq!(Familiarity::fit(&data, 1).unwrap().references(), MAX_REFERENCES);
+    }
+
+    #[test]
+    fn near_duplicates_are_found_in_and_across_classes() {
+        let mut data = clusters(5, 6);
+        let copy: Vec<f32> = data.embedding(2).iter().map(|v| v * 1.01 + 0.001).collect();
+        data.push(&copy, 1).unwrap(); // photo 2 (class 0) again, in class 1
+        assert_eq!(near_duplicates(&data), vec![(2, 15)]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
-use fewshot::familiar::Familiarity;
+use fewshot::familiar::{near_duplicates, Familiarity};
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
@@ -557,6 +557,15 @@ fn train_command(args: &Args) -> Result<()> {
                 cv.confidence[i] * 100.0
             );
         }
+    }
+    for (i, j) in near_duplicates(&data) {
+        eprintln!(
+            "photos {} (\"{}\") and {} (\"{}\") are nearly the same photo",
+            i + 1,
+            data.labels[data.targets[i]],
+            j + 1,
+            data.labels[data.targets[j]]
+        );
     }
     let model = trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), Familiarity::fit(&data, config.seed));
     std::fs::write(output, model.to_bytes()?).map_err(|e| Error::Io(format!("cannot write {output}: {e}")))?;

@@ -41,16 +41,23 @@ pub struct Rgba<'a> {
 impl<'a> Rgba<'a> {
     /// Check the buffer and the size.
     pub fn new(pixels: &'a [u8], width: u32, height: u32) -> Result<Self> {
+        let bytes = Self::byte_len(width, height)?;
+        if pixels.len() != bytes {
+            return Err(Error::BadPixels { width, height, got: pixels.len() });
+        }
+        Ok(Rgba { pixels, width, height })
+    }
+
+    /// The bytes an RGBA image of this size takes, once the size is known to be accepted
+    /// (at least [`MIN_SIDE`] a side, at most [`MAX_PIXELS`]): never zero, never an overflow.
+    pub fn byte_len(width: u32, height: u32) -> Result<usize> {
         if width as u64 * height as u64 > MAX_PIXELS {
             return Err(Error::ImageTooLarge { width, height });
-        }
-        if pixels.len() != width as usize * height as usize * 4 {
-            return Err(Error::BadPixels { width, height, got: pixels.len() });
         }
         if width < MIN_SIDE || height < MIN_SIDE {
             return Err(Error::ImageTooSmall { width, height });
         }
-        Ok(Rgba { pixels, width, height })
+        Ok(width as usize * height as usize * 4)
     }
 }
 

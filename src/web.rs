@@ -24,7 +24,7 @@ use crate::backbone::{imagenet_labels, EMBEDDING_DIM};
 use crate::dataset::Dataset;
 use crate::device;
 use crate::engine::{Classifier as EngineClassifier, Engine};
-use crate::familiar::Familiarity;
+use crate::familiar::{near_duplicates, Familiarity};
 use crate::error::Error;
 use crate::model::Model;
 use crate::predict::top_k;
@@ -190,8 +190,8 @@ impl Fewshot {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let options: Preprocess = from_js(options)?;
-            let size = width as usize * height as usize * 4;
-            if count == 0 || rgba.len() != size * count as usize {
+            let size = Rgba::byte_len(width, height).map_err(js_error)?;
+            if count == 0 || rgba.len() / size != count as usize || rgba.len() % size != 0 {
                 return Err(js_error(Error::BadPixels { width, height, got: rgba.len() / count.max(1) as usize }));
             }
             let photos = rgba
@@ -201,6 +201,22 @@ impl Fewshot {
                 .map_err(js_error)?;
             let embeddings = inner.engine.embed(&photos).await.map_err(js_error)?;
             Ok(Float32Array::from(embeddings.as_slice()).into())
+        })
+    }
+
+    /// The embedding and the last feature map of one photo: `{ embedding: Float32Array(1280),
+    /// map: Float32Array(1280 * 49) }`; pass the map to `Classifier.heatmap`.
+    #[wasm_bindgen(js_name = embedWithMap)]
+    pub fn embed_with_map(&self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let options: Preprocess = from_js(options)?;
+            let photo = options.apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
+            let (embedding, map) = inner.engine.embed_with_maps(&[photo]).await.map_err(js_error)?;
+            let result = js_sys::Object::new();
+            Reflect::set(&result, &"embedding".into(), &Float32Array::from(embedding.as_slice()))?;
+            Reflect::set(&result, &"map".into(), &Float32Array::from(map.as_slice()))?;
+            Ok(result.into())
         })
     }
 
@@ -220,8 +236,9 @@ impl Fewshot {
     /// `onProgress(report)` runs after every step (`{ phase: "training", step, maxSteps, loss,
     /// trainAccuracy }`) and before every fold (`{ phase: "validating", fold, folds }`, `fold` = folds done); returning
     /// `false` stops (training then keeps what it has; validation is skipped). Resolves to
-    /// `{ model: Uint8Array, history, validation, predictions, confidence, suspicious, stopped }`,
-    /// where `predictions[i]` is photo i's class as predicted by a head trained without it.
+    /// `{ model: Uint8Array, history, validation, predictions, confidence, suspicious, duplicates,
+    /// stopped }`, where `predictions[i]` is photo i's class as predicted by a head trained
+    /// without it and `duplicates` lists pairs `[i, j]` of nearly identical photos.
     #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
@@ -308,6 +325,7 @@ impl Fewshot {
             Reflect::set(&result, &"confidence".into(), &to_js(&validation.as_ref().map(|v| &v.confidence))?)?;
             Reflect::set(&result, &"suspicious".into(), &to_js(&validation.as_ref().map(|v| &v.suspicious))?)?;
             Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
+            Reflect::set(&result, &"duplicates".into(), &to_js(&near_duplicates(&data))?)?;
             Ok(result.into())
         })
     }
@@ -364,6 +382,12 @@ impl Classifier {
         let first = &embedding[..embedding.len().min(EMBEDDING_DIM)];
         let judged = self.inner.judge(first).map_err(js_error)?;
         to_js(&judged.map(|j| j[0]))
+    }
+
+    /// Where in the photo the model saw `class`: 7x7 values in [0, 1], row by row from the top
+    /// left of the square the backbone saw, from a map of `Fewshot.embedWithMap`.
+    pub fn heatmap(&self, map: &[f32], class: u32) -> Result<Vec<f32>, JsError> {
+        Ok(self.inner.heatmap(map, class as usize)?)
     }
 
     /// The file's bytes again (to save it).

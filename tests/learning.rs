@@ -70,6 +70,36 @@ fn clothing_small_trains_on_every_photo_and_cross_validates_honestly() {
     eprintln!("\"none of these\": {:.1} % of test photos, {unfamiliar} of {} fixture photos", familiar * 100.0, judged.len());
     assert!(familiar <= 0.05, "{familiar} of the test photos flagged");
     assert!(unfamiliar >= judged.len() - 1, "{unfamiliar} of {} photos from elsewhere flagged", judged.len());
+
+    let hat = train_data.labels.iter().position(|l| l == "hat").unwrap();
+    hat_in_a_corner_is_seen_there(&engine, &classifier, hat);
+}
+
+/// The heatmap on a real photo: a test hat, shrunk into the top-left quarter of a white
+/// square, is seen (hottest) in that quarter.
+fn hat_in_a_corner_is_seen_there(engine: &Engine, classifier: &Classifier, hat_class: usize) {
+    let mut hats: Vec<_> = std::fs::read_dir(clothing().join("test/hat")).unwrap().map(|e| e.unwrap().path()).collect();
+    hats.sort();
+    let hat = decode_file(&hats[0]).unwrap();
+    let side = 448u32;
+    let mut canvas = vec![255u8; (side * side * 4) as usize];
+    let half = side / 2;
+    for y in 0..half {
+        for x in 0..half {
+            let sx = (x as u64 * hat.width as u64 / half as u64) as u32;
+            let sy = (y as u64 * hat.height as u64 / half as u64) as u32;
+            let from = ((sy * hat.width + sx) * 4) as usize;
+            let to = ((y * side + x) * 4) as usize;
+            canvas[to..to + 4].copy_from_slice(&hat.pixels[from..from + 4]);
+        }
+    }
+    let photo = Preprocess::default().apply(fewshot::preprocess::Rgba::new(&canvas, side, side).unwrap());
+    let (_, map) = pollster::block_on(engine.embed_with_maps(&[photo])).unwrap();
+    let heat = classifier.heatmap(&map, hat_class).unwrap();
+    let peak = heat.iter().enumerate().fold(0, |best, (i, &v)| if v > heat[best] { i } else { best });
+    let (row, column) = (peak / 7, peak % 7);
+    eprintln!("hat in the top-left quarter: the heatmap peaks at row {row}, column {column}");
+    assert!(row <= 3 && column <= 3, "peak at row {row}, column {column}");
 }
 
 fn fixture_photos() -> Vec<std::path::PathBuf> {

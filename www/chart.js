@@ -2,16 +2,23 @@
 // optimiser step. Drawn on a canvas from the history; nothing else.
 const COLORS = { loss: "#d6455d", accuracy: "#2456d6" };
 
-export function drawChart(canvas, history) {
-  const steps = Math.max(2, history.length);
+/** Size a canvas's pixels to its box (and the screen's pixel ratio), cleared: { g, width, height }
+ * in CSS pixels. */
+export function fitCanvas(canvas, fallbackWidth, fallbackHeight) {
   const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || 560;
-  const height = canvas.clientHeight || 220;
+  const width = canvas.clientWidth || fallbackWidth;
+  const height = canvas.clientHeight || fallbackHeight;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
   const g = canvas.getContext("2d");
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, width, height);
+  return { g, width, height };
+}
+
+export function drawChart(canvas, history) {
+  const steps = Math.max(2, history.length);
+  const { g, width, height } = fitCanvas(canvas, 560, 220);
   const pad = { left: 44, right: 44, top: 10, bottom: 26 };
   const w = width - pad.left - pad.right;
   const h = height - pad.top - pad.bottom;

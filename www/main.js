@@ -238,6 +238,7 @@ async function train() {
       validation: result.validation,
       checkedPhotos,
       suspicious: (result.suspicious || []).map((index) => ready[index].photo.id),
+      duplicates: (result.duplicates || []).map(([i, j]) => [ready[i].photo.id, ready[j].photo.id]),
       history: result.history,
       seconds,
     };
@@ -261,9 +262,9 @@ async function classify(blob) {
     await ready;
     const image = await photos.storedImage(blob);
     previewSource = image;
-    const { predictions, unfamiliar } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, image);
+    const { predictions, unfamiliar, heatmap } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, image);
     if (state.preview?.url && state.preview.url !== state.preview.keep) URL.revokeObjectURL(state.preview.url);
-    update({ preview: { predictions, unfamiliar, url: URL.createObjectURL(image), source: "photo" } });
+    update({ preview: { predictions, unfamiliar, heatmap, url: URL.createObjectURL(image), source: "photo" } });
   } catch (e) {
     setProblems("preview", [`${blob.name || "That image"}: ${e.message}`]);
   }
@@ -304,8 +305,8 @@ async function webcamPreviewLoop(video) {
     if (state.model && video.videoWidth) {
       try {
         const frame = await photos.webcamFrame(video);
-        const { predictions, unfamiliar } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, frame);
-        if (state.webcam.on) update({ preview: { predictions, unfamiliar, url: null, source: "webcam" } });
+        const { predictions, unfamiliar, heatmap } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, frame);
+        if (state.webcam.on) update({ preview: { predictions, unfamiliar, heatmap, url: null, source: "webcam" } });
       } catch (e) {
         setProblems("preview", [e.message]);
         await new Promise((r) => setTimeout(r, 1000));
@@ -450,6 +451,7 @@ function wire() {
     addFiles(id, await photos.droppedFiles(e.dataTransfer));
   });
 
+  $("show-heat").addEventListener("change", (e) => update({ showHeat: e.target.checked }));
   const preview = $("preview-drop");
   preview.addEventListener("dragover", (e) => e.preventDefault());
   preview.addEventListener("drop", (e) => {

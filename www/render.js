@@ -1,7 +1,7 @@
 // render(state): every DOM write of the page lives here. Class cards and thumbnails are
 // reused by id, so that typing a class name keeps its focus. Label names are user input:
 // they are only ever set with textContent or value.
-import { drawChart, LEGEND } from "./chart.js";
+import { drawChart, fitCanvas, LEGEND } from "./chart.js";
 import { setting } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -273,6 +273,14 @@ export function warnings({ model, classes }) {
         .map((id) => names.get(id))
         .join(", ")}${suspicious.length > 8 ? ", …" : ""}.`,
     );
+  const duplicates = (model.duplicates || []).filter(([a, b]) => names.has(a) && names.has(b));
+  if (duplicates.length)
+    out.push(
+      `Nearly the same photo twice (it counts double, or contradicts itself across classes): ${duplicates
+        .slice(0, 5)
+        .map(([a, b]) => `${names.get(a)} and ${names.get(b)}`)
+        .join("; ")}${duplicates.length > 5 ? "; …" : ""}.`,
+    );
   validation.evaluation.perClass.forEach((c, i) => {
     const range = validation.recallRanges?.[i];
     if (range && range[1] - range[0] > 0.5 && c.support < 10)
@@ -285,7 +293,7 @@ export function warnings({ model, classes }) {
   return out;
 }
 
-function renderPreview({ preview, model, webcam, problems }) {
+function renderPreview({ preview, model, webcam, problems, showHeat }) {
   const bars = $("bars");
   const verdict = $("verdict");
   const previewing = webcam.on && webcam.target === "preview";
@@ -298,6 +306,8 @@ function renderPreview({ preview, model, webcam, problems }) {
   const problem = $("preview-problem");
   problem.hidden = !problems.preview?.length;
   problem.textContent = (problems.preview || []).join(" ");
+  $("show-heat").checked = showHeat;
+  if (!model || !preview?.predictions) drawHeat($("preview-heat"), null);
   if (!model) {
     verdict.textContent = "Train a model (or open one) to classify photos.";
     bars.replaceChildren();
@@ -321,6 +331,7 @@ function renderPreview({ preview, model, webcam, problems }) {
       : "Not sure: no class is confident";
   verdict.classList.toggle("unsure", !sure);
   verdict.classList.toggle("foreign", foreign);
+  drawHeat($("preview-heat"), showHeat && !foreign ? preview.heatmap : null);
   const byClass = [...predictions].sort((a, b) => a.class - b.class);
   bars.replaceChildren(
     ...byClass.map((p) => {
@@ -342,4 +353,32 @@ function renderPreview({ preview, model, webcam, problems }) {
       return li;
     }),
   );
+}
+
+/** Where the model looked: the 7x7 heatmap, smoothed, in red over the square of the photo the
+ * backbone saw (the centre square when cropping, the whole photo when padding), laid out as
+ * the image or video is (object-fit: contain). */
+function drawHeat(canvas, heatmap) {
+  canvas.hidden = !heatmap;
+  if (!heatmap) return;
+  const { g, width, height } = fitCanvas(canvas, 1, 1);
+  const scale = Math.min(width / heatmap.width, height / heatmap.height);
+  const left = (width - heatmap.width * scale) / 2;
+  const top = (height - heatmap.height * scale) / 2;
+  const side = (heatmap.framing === "pad" ? Math.max : Math.min)(heatmap.width, heatmap.height) * scale;
+  const x = left + (heatmap.width * scale - side) / 2;
+  const y = top + (heatmap.height * scale - side) / 2;
+  const n = Math.round(Math.sqrt(heatmap.values.length));
+  const cells = new ImageData(n, n);
+  heatmap.values.forEach((v, i) => cells.data.set([214, 40, 60, Math.round(170 * v * v)], i * 4));
+  const small = new OffscreenCanvas(n, n);
+  small.getContext("2d").putImageData(cells, 0, 0);
+  g.save();
+  g.beginPath();
+  g.rect(left, top, heatmap.width * scale, heatmap.height * scale);
+  g.clip();
+  g.imageSmoothingEnabled = true;
+  g.imageSmoothingQuality = "high";
+  g.drawImage(small, x, y, side, side);
+  g.restore();
 }

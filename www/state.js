@@ -24,9 +24,12 @@ export const state = {
   model: null,
   /** A clicked confusion-matrix cell: { actual, predicted }. */
   inspect: null,
-  /** Live prediction: { predictions: [{ label, probability }], unfamiliar: { score, threshold, unfamiliar } | null, source, url } */
+  /** Live prediction: { predictions: [{ label, probability }], unfamiliar: { score, threshold, unfamiliar } | null,
+   * heatmap: { values (7x7), framing, width, height }, source, url } */
   preview: null,
   webcam: { on: false, target: null },
+  /** Overlay where the model looked on the photo being classified. */
+  showHeat: true,
   /** One line for the whole page (saved, opened, errors without a better place). */
   notice: "",
 };

@@ -93,14 +93,19 @@ const handlers = {
   },
 
   /** Predictions for an image with a trained model { key, bytes }:
-   * { predictions: [{ label, class, probability }], unfamiliar: { score, threshold, unfamiliar } | null }. */
+   * { predictions: [{ label, class, probability }], unfamiliar: { score, threshold, unfamiliar } | null,
+   *   heatmap: { values: 7x7 in [0, 1] for the best class, framing, width, height } }. */
   async predict({ model, image }) {
     const c = classifier(model);
     const { pixels, width, height } = await pixelsOf(image);
     const views = c.views;
     const embedding = new Float32Array(views.length * 1280);
-    for (const [i, view] of views.entries()) embedding.set(await fewshot.embed(pixels, width, height, view), i * 1280);
-    return { predictions: c.predict(embedding), unfamiliar: c.judge(embedding) ?? null };
+    const first = await fewshot.embedWithMap(pixels, width, height, views[0]);
+    embedding.set(first.embedding, 0);
+    for (const [i, view] of views.entries()) if (i > 0) embedding.set(await fewshot.embed(pixels, width, height, view), i * 1280);
+    const predictions = c.predict(embedding);
+    const heatmap = { values: c.heatmap(first.map, predictions[0].class), framing: views[0].framing, width, height };
+    return { predictions, unfamiliar: c.judge(embedding) ?? null, heatmap };
   },
 
   modelInfo({ model }) {

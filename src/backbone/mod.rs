@@ -172,13 +172,21 @@ impl Backbone {
     ///   - Images    [batch, 3, 224, 224], normalised to [-1, 1]
     ///   - Embedding [batch, 1280]
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        pool(self.feature_map(images))
+    }
+
+    /// The last feature map, before pooling: what each region of the photo looks like to the
+    /// backbone (the embedding is its average).
+    ///
+    /// # Shapes
+    ///   - Images      [batch, 3, 224, 224]
+    ///   - Feature map [batch, 1280, 7, 7]
+    pub fn feature_map(&self, images: Tensor<4>) -> Tensor<4> {
         let mut x = self.stem.forward(images);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = self.features.forward(x); // [batch, 1280, 7, 7]
-        let [batch, channels, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([batch, channels])
+        self.features.forward(x)
     }
 
     /// The backbone's own ImageNet logits for embeddings.
@@ -190,6 +198,15 @@ impl Backbone {
         self.classifier.forward(embedding)
     }
 }
+
+/// Average over the regions: `[batch, 1280, 7, 7]` → `[batch, 1280]`.
+pub fn pool(map: Tensor<4>) -> Tensor<2> {
+    let [batch, channels, _, _] = map.dims();
+    map.mean_dim(3).mean_dim(2).reshape([batch, channels])
+}
+
+/// Side of the last feature map: 7x7 regions of 32x32 pixels of the 224x224 input.
+pub const FEATURE_SIDE: usize = 7;
 
 #[cfg(test)]
 mod tests {

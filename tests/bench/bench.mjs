@@ -4,8 +4,7 @@
 //
 //  1. embedding speed, same page load, same 224x224 input: Fewshot (WebGPU, CPU; batch 1, 16),
 //     tfjs-tflite on the same .tflite file, TF.js MobileNetV2 (tf.layers) on WebGL and WebGPU
-//  2. head training (to convergence, without the cross-validation that follows) on
-//     100 / 1,000 / 10,000 embeddings, 10 classes
+//  2. head training: tests/bench/head.mjs, run after this by ./build.sh bench
 //  3. time to a trained model: 100 clothing photos added to the page, to "Trained"
 //  4. first load: bytes on a cold and a warm visit, time until ready
 //  5. scale: a 10,000-photo project (synthetic) in IndexedDB: size, JS heap, reload time
@@ -27,7 +26,7 @@ function stats(xs) {
   return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], n: s.length };
 }
 
-// ---------- 1 + 2: embedding and training speed, in one page load ----------
+// ---------- 1: embedding speed, in one page load ----------
 {
   const { context } = await launch({ webgpu: true });
   const page = await context.newPage();
@@ -145,26 +144,6 @@ function stats(xs) {
       });
     }
 
-    // Head training on the device the page uses (Fewshot trains heads on its CPU device).
-    out.training = [];
-    const f = fewshots.cpu;
-    for (const n of [100, 1000, 10000]) {
-      const classes = 10;
-      const embeddings = new Float32Array(n * 1280);
-      const targets = new Uint32Array(n);
-      for (let i = 0; i < n; i++) {
-        targets[i] = i % classes;
-        for (let d = 0; d < 1280; d++) embeddings[i * 1280 + d] = Math.random() + (d % classes === targets[i] ? 0.5 : 0);
-      }
-      const labels = Array.from({ length: classes }, (_, i) => `c${i}`);
-      const times = [];
-      for (let r = 0; r < (n === 10000 ? 1 : Math.min(3, runs)); r++) {
-        const t = performance.now();
-        await f.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(), {}, {}, (r) => r.phase !== "validating");
-        times.push(performance.now() - t);
-      }
-      out.training.push({ embeddings: n, classes, ...Object.fromEntries(Object.entries({ median: median(times), min: Math.min(...times), max: Math.max(...times) }).map(([k, v]) => [`${k}Seconds`, v / 1000])) });
-    }
     return out;
   }, { photo, runs: RUNS, quick: QUICK });
   results.speed = speed;
@@ -320,8 +299,6 @@ for (const other of ["tfjs-tflite", "TF.js webgl", "TF.js webgpu"]) {
   const theirs = best(other);
   console.log(`  ${other}: ${theirs ? (ours / theirs).toFixed(2) + "x" : "n/a"}${theirs ? `  (Fewshot WebGPU / it: ${(ourGpu / theirs).toFixed(2)}x)` : ""}`);
 }
-console.log("\n| head training, 10 classes, to convergence | seconds median [min-max] |\n| --- | --- |");
-for (const t of s.training) console.log(`| ${t.embeddings} embeddings | ${t.medianSeconds.toFixed(2)} [${t.minSeconds.toFixed(2)}-${t.maxSeconds.toFixed(2)}] |`);
 const f = results.firstLoad;
 if (f) {
 console.log(`\nwasm: ${mb(f.wasmBytes)}, ${mb(f.wasmGzipBytes)} gzipped`);

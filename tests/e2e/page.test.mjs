@@ -126,8 +126,10 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   // Predict held-back test photos.
   const hat = photosOf("test", "hat", 1)[0];
   assert.match(await predictFile(page, hat), /This looks like “hat”/);
+  assert.equal(await page.isVisible("#preview-heat"), true, "where it looked is shown over the photo");
   const parrot = join(SHARED, "fixtures/images/parrot.jpg");
   assert.match(await predictFile(page, parrot), /None of these/, "a parrot is none of hat, pants and shoes");
+  assert.equal(await page.isVisible("#preview-heat"), false, "no heatmap for a photo that is none of the classes");
   await screenshot(page, "5-none-of-these");
   const shoe = photosOf("test", "shoes", 1)[0];
   assert.match(await predictFile(page, shoe), /This looks like “shoes”/);
