@@ -12,6 +12,9 @@ const MAX_SIDE = 1024;
 let fewshot = null;
 let stopRequested = false;
 const classifiers = new Map(); // model key -> Classifier
+let wasm = null;
+/** Instantiate the wasm module once, whichever request comes first. */
+const initOnce = () => (wasm ??= init());
 
 /** Decode an image Blob to RGBA pixels, upright, at most MAX_SIDE on its longest side. */
 async function decode(blob) {
@@ -46,7 +49,7 @@ function classifier(model) {
 
 const handlers = {
   async load({ weights, device }) {
-    await init();
+    await initOnce();
     fewshot = await Fewshot.create(new Uint8Array(weights), device || "auto");
     const started = performance.now();
     await fewshot.warmUp();
@@ -61,7 +64,8 @@ const handlers = {
 
   /** The views each photo is embedded in for these settings ({ framing, mirror }), and the
    * engine's defaults: { views, defaults }. */
-  views({ seeing }) {
+  async views({ seeing }) {
+    await initOnce();
     return { views: Fewshot.views(seeing || {}), defaults: { ...Fewshot.defaultSeeing(), hiddenUnits: 0 } };
   },
 
