@@ -11,7 +11,7 @@ use crate::evaluate::Evaluation;
 use crate::familiar::Unfamiliarity;
 use crate::matrix::{argmax_rows, softmax_rows};
 use crate::model::{Model, ModelInfo};
-use crate::predict::{softmax, top_k, Prediction};
+use crate::predict::{top_k, Prediction};
 use crate::preprocess::{Preprocess, INPUT_LEN, INPUT_SIDE};
 
 /// The frozen backbone on its device.
@@ -62,8 +62,9 @@ impl Engine {
     /// The backbone's own ImageNet probabilities, `[n * 1001]`.
     pub async fn imagenet(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
         let logits = self.backbone.imagenet_logits(self.backbone.embed(self.input(photos)?));
-        let logits = read(logits).await?;
-        Ok(logits.chunks(IMAGENET_CLASSES).flat_map(softmax).collect())
+        let mut probabilities = read(logits).await?;
+        softmax_rows(&mut probabilities, IMAGENET_CLASSES);
+        Ok(probabilities)
     }
 
     /// Run one photo through the backbone so that shaders are compiled before the first real
@@ -153,7 +154,7 @@ impl Classifier {
     /// For each of `[n * 1280]` embeddings, how unlike the training photos it is ("none of
     /// these"); `None` for a model without the training photos' fingerprints.
     pub fn judge(&self, embeddings: &[f32]) -> Result<Option<Vec<Unfamiliarity>>> {
-        self.probabilities(embeddings)?; // the same checks
+        check_embeddings(embeddings)?;
         Ok(self.model.familiarity.as_ref().map(|f| f.judge(embeddings)))
     }
 
@@ -185,16 +186,22 @@ impl Classifier {
 
     /// Softmax probabilities `[n * classes]`.
     pub fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
-        if embeddings.is_empty() || !embeddings.len().is_multiple_of(EMBEDDING_DIM) {
-            return Err(Error::BadConfig(format!("embeddings must be a multiple of {EMBEDDING_DIM} values")));
-        }
-        if embeddings.iter().any(|v| !v.is_finite()) {
-            return Err(Error::BadConfig("an embedding holds a value that is not a finite number".into()));
-        }
+        check_embeddings(embeddings)?;
         let mut p = self.model.head.logits(embeddings);
         softmax_rows(&mut p, self.model.info.labels.len());
         Ok(p)
     }
+}
+
+/// Embeddings a caller hands in: one or more rows of 1,280 finite numbers.
+fn check_embeddings(embeddings: &[f32]) -> Result<()> {
+    if embeddings.is_empty() || !embeddings.len().is_multiple_of(EMBEDDING_DIM) {
+        return Err(Error::BadConfig(format!("embeddings must be a multiple of {EMBEDDING_DIM} values")));
+    }
+    if embeddings.iter().any(|v| !v.is_finite()) {
+        return Err(Error::BadConfig("an embedding holds a value that is not a finite number".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

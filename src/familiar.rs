@@ -56,39 +56,7 @@ pub struct Unfamiliarity {
 impl Familiarity {
     /// Fit on a dataset's photos (not its augmented variants); `None` with too few photos.
     pub fn fit(data: &Dataset, seed: u64) -> Option<Self> {
-        if data.len() < MIN_PHOTOS {
-            return None;
-        }
-        let mut chosen: Vec<usize> = (0..data.len()).collect();
-        if chosen.len() > MAX_REFERENCES {
-            // Evenly from the classes: shuffle, then take round-robin by class.
-            Rng::new(seed).shuffle(&mut chosen);
-            let mut by_class: Vec<Vec<usize>> = vec![vec![]; data.labels.len()];
-            chosen.iter().for_each(|&i| by_class[data.targets[i]].push(i));
-            chosen.clear();
-            let mut round = 0;
-            while chosen.len() < MAX_REFERENCES {
-                by_class.iter().filter_map(|members| members.get(round)).for_each(|&i| chosen.push(i));
-                round += 1;
-            }
-            chosen.truncate(MAX_REFERENCES);
-        }
-        let references: Vec<f32> = chosen.iter().flat_map(|&i| unit(data.embedding(i))).collect();
-        let n = chosen.len();
-        // Leave-one-out scores of the references themselves.
-        let mut similarity = vec![0.0; n * n];
-        matmul(&mut similarity, false, &references, Stored::AsIs, &references, Stored::Transposed, n, EMBEDDING_DIM, n);
-        let mut scores: Vec<f32> = similarity
-            .chunks_exact(n)
-            .enumerate()
-            .map(|(i, row)| {
-                let others = row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &s)| s);
-                mean_distance_of_nearest(others)
-            })
-            .collect();
-        scores.sort_by(f32::total_cmp);
-        let threshold = quantile(&scores, FAMILIAR_QUANTILE);
-        Some(Familiarity { references, threshold })
+        study(data, seed).0
     }
 
     /// Rebuild from a model file's parts: quantised references and their scales.
@@ -146,35 +114,64 @@ pub const DUPLICATE_SIMILARITY: f32 = 0.97;
 pub const MAX_DUPLICATES: usize = 100;
 /// Projects up to this many photos are searched for near-duplicates: the search compares every
 /// pair (n² x 1,280 multiply-adds: 2,000 photos take about a second in the browser, 10,000 took
-/// ten), so larger projects are not searched.
-pub const MAX_DUPLICATE_SEARCH: usize = 2000;
+/// ten), the same comparison that fits the familiarity threshold, so it is done once for both.
+pub const MAX_DUPLICATE_SEARCH: usize = MAX_REFERENCES;
 
-/// Pairs of photos `(i, j)`, `i < j`, that are nearly the same photo (re-saved, resized, a
-/// burst): in one class they count twice, in two classes they contradict each other. Empty for
-/// projects of more than [`MAX_DUPLICATE_SEARCH`] photos.
-pub fn near_duplicates(data: &Dataset) -> Vec<(usize, usize)> {
-    const ROWS: usize = 256;
-    let n = data.len();
-    if n > MAX_DUPLICATE_SEARCH {
-        return vec![];
-    }
-    let units: Vec<f32> = (0..n).flat_map(|i| unit(data.embedding(i))).collect();
-    let mut pairs = vec![];
-    for start in (0..n).step_by(ROWS) {
-        let rows = ROWS.min(n - start);
-        let mut similarity = vec![0.0; rows * n];
-        let block = &units[start * EMBEDDING_DIM..(start + rows) * EMBEDDING_DIM];
-        matmul(&mut similarity, false, block, Stored::AsIs, &units, Stored::Transposed, rows, EMBEDDING_DIM, n);
-        for (r, row) in similarity.chunks_exact(n).enumerate() {
-            let i = start + r;
+/// What a project's photos say about themselves, from one comparison of every photo (every
+/// reference, above [`MAX_REFERENCES`]) with every other: how unfamiliar new photos are
+/// (`None` with fewer than [`MIN_PHOTOS`]), and the pairs of photos `(i, j)`, `i < j`, that are
+/// nearly the same photo (re-saved, resized, a burst: in one class they count twice, in two
+/// classes they contradict each other), not searched above [`MAX_DUPLICATE_SEARCH`] photos.
+pub fn study(data: &Dataset, seed: u64) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+    let chosen = references(data, seed);
+    let n = chosen.len();
+    let references: Vec<f32> = chosen.iter().flat_map(|&i| unit(data.embedding(i))).collect();
+    let mut similarity = vec![0.0; n * n];
+    matmul(&mut similarity, false, &references, Stored::AsIs, &references, Stored::Transposed, n, EMBEDDING_DIM, n);
+    let mut duplicates = vec![];
+    if n == data.len() && n <= MAX_DUPLICATE_SEARCH {
+        for (i, row) in similarity.chunks_exact(n).enumerate() {
             for (j, &s) in row.iter().enumerate().skip(i + 1) {
-                if s >= DUPLICATE_SIMILARITY && pairs.len() < MAX_DUPLICATES {
-                    pairs.push((i, j));
+                if s >= DUPLICATE_SIMILARITY && duplicates.len() < MAX_DUPLICATES {
+                    duplicates.push((i, j));
                 }
             }
         }
     }
-    pairs
+    if data.len() < MIN_PHOTOS {
+        return (None, duplicates);
+    }
+    // Leave-one-out scores of the references themselves.
+    let mut scores: Vec<f32> = similarity
+        .chunks_exact(n)
+        .enumerate()
+        .map(|(i, row)| {
+            let others = row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &s)| s);
+            mean_distance_of_nearest(others)
+        })
+        .collect();
+    scores.sort_by(f32::total_cmp);
+    let threshold = quantile(&scores, FAMILIAR_QUANTILE);
+    (Some(Familiarity { references, threshold }), duplicates)
+}
+
+/// The photos a model keeps for the score: all of them, or [`MAX_REFERENCES`] drawn evenly
+/// from the classes (shuffled, then taken round-robin by class).
+fn references(data: &Dataset, seed: u64) -> Vec<usize> {
+    let mut chosen: Vec<usize> = (0..data.len()).collect();
+    if chosen.len() > MAX_REFERENCES {
+        Rng::new(seed).shuffle(&mut chosen);
+        let mut by_class: Vec<Vec<usize>> = vec![vec![]; data.labels.len()];
+        chosen.iter().for_each(|&i| by_class[data.targets[i]].push(i));
+        chosen.clear();
+        let mut round = 0;
+        while chosen.len() < MAX_REFERENCES {
+            by_class.iter().filter_map(|members| members.get(round)).for_each(|&i| chosen.push(i));
+            round += 1;
+        }
+        chosen.truncate(MAX_REFERENCES);
+    }
+    chosen
 }
 
 /// `v / |v|` (zero stays zero).
@@ -252,7 +249,7 @@ mod tests {
         let mut data = clusters(5, 6);
         let copy: Vec<f32> = data.embedding(2).iter().map(|v| v * 1.01 + 0.001).collect();
         data.push(&copy, 1).unwrap(); // photo 2 (class 0) again, in class 1
-        assert_eq!(near_duplicates(&data), vec![(2, 15)]);
+        assert_eq!(study(&data, 1).1, vec![(2, 15)]);
     }
 
     #[test]

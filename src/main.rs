@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
-use fewshot::familiar::{near_duplicates, Familiarity};
+use fewshot::familiar::{study, Familiarity};
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
@@ -333,25 +333,24 @@ fn embed_folder(engine: &Engine, views: &[Preprocess], dir: &Path) -> Result<Dat
 
 /// Write the embeddings of a folder of class folders, each photo's and its mirror image's, as
 /// JSON: `{ labels, photos: [{ file, class, embedding, mirrored }] }`. For analysis outside
-/// Fewshot (the linear-probe comparison in `tests/learning/probe.py`).
+/// Fewshot (the linear-probe comparison in `tests/probe/probe.py`).
 fn embed_command(args: &Args) -> Result<()> {
     let dir = args.positional.first().ok_or_else(|| Error::BadConfig(format!("embed needs a folder\n{USAGE}")))?;
     let out = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("embed needs -o FILE\n{USAGE}")))?;
-    let options = views(Seeing { mirror: false, ..seeing(args)? })[0];
+    let mirrored_views = views(Seeing { mirror: true, ..seeing(args)? });
     let engine = engine(args)?;
-    let (labels, files) = class_folders(Path::new(dir))?;
-    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    let plain = embed_files(&engine, options, &paths, "embedding")?;
-    let mirrored = embed_files(&engine, Preprocess { flip: true, ..options }, &paths, "embedding mirrored")?;
+    let (_, files) = class_folders(Path::new(dir))?;
+    // The photo's own view, then its mirror image as its one variant.
+    let data = embed_folder(&engine, &mirrored_views, Path::new(dir))?;
     let photos: Vec<serde_json::Value> = files
         .iter()
         .enumerate()
         .map(|(i, (path, class))| {
-            let row = |v: &[f32]| v[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].to_vec();
-            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": row(&plain), "mirrored": row(&mirrored) })
+            let mirrored = &data.variants[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM];
+            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": data.embedding(i), "mirrored": mirrored })
         })
         .collect();
-    let json = serde_json::json!({ "labels": labels, "photos": photos });
+    let json = serde_json::json!({ "labels": data.labels, "photos": photos });
     std::fs::write(out, json.to_string()).map_err(|e| Error::Io(format!("cannot write {out}: {e}")))?;
     eprintln!("wrote {} photos' embeddings to {out}", files.len());
     Ok(())
@@ -472,8 +471,7 @@ fn eval(args: &Args) -> Result<()> {
             train_seconds += started.elapsed().as_secs_f64();
             let cv = validate(&data, &TrainConfig { seed, ..config.clone() })?;
             let familiarity = Familiarity::fit(&data, seed);
-            let model = trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), familiarity);
-            let classifier = Classifier::new(model.clone());
+            let classifier = Classifier::new(trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), familiarity));
             let evaluation = classifier.evaluate(&test_data)?;
             accuracies.push(evaluation.accuracy);
             let flagged = |embeddings: &[f32]| -> Result<Option<f32>> {
@@ -483,8 +481,8 @@ fn eval(args: &Args) -> Result<()> {
             if let Some(foreign) = &foreign {
                 unfamiliar_flagged.extend(flagged(foreign)?);
             }
-            estimates.push(model.info.validation.as_ref().map(|v| v.evaluation.accuracy));
-            last = Some((data.len(), evaluation, model));
+            estimates.push(classifier.model.info.validation.as_ref().map(|v| v.evaluation.accuracy));
+            last = Some((data.len(), evaluation, classifier.model));
         }
         let (mean, sd) = mean_and_sd(&accuracies);
         let (_, evaluation, model) = last.as_ref().expect("at least one repeat");
@@ -493,18 +491,18 @@ fn eval(args: &Args) -> Result<()> {
         let (unfamiliar, _) = mean_and_sd(&unfamiliar_flagged);
         if !args.flag("--json") {
             println!(
-                "{:>12}  \"none of these\" flagged {:.1} % of the test photos{}",
-                "",
-                familiar * 100.0,
-                if foreign.is_some() { format!(", {:.1} % of the --foreign photos", unfamiliar * 100.0) } else { String::new() }
-            );
-            println!(
                 "{label:>12}: test accuracy {:.1} % ± {:.1} over {repeats} draw{} ({:.2} s training each){}",
                 mean * 100.0,
                 sd * 100.0,
                 if repeats == 1 { "" } else { "s" },
                 train_seconds / repeats as f64,
                 model.info.validation.as_ref().map_or(String::new(), |v| format!("; the page would say {}", v.summary())),
+            );
+            println!(
+                "{:>12}  \"none of these\" flagged {:.1} % of the test photos{}",
+                "",
+                familiar * 100.0,
+                if foreign.is_some() { format!(", {:.1} % of the --foreign photos", unfamiliar * 100.0) } else { String::new() }
             );
         }
         results.push(serde_json::json!({
@@ -558,7 +556,8 @@ fn train_command(args: &Args) -> Result<()> {
             );
         }
     }
-    for (i, j) in near_duplicates(&data) {
+    let (familiarity, duplicates) = study(&data, config.seed);
+    for (i, j) in duplicates {
         eprintln!(
             "photos {} (\"{}\") and {} (\"{}\") are nearly the same photo",
             i + 1,
@@ -567,7 +566,7 @@ fn train_command(args: &Args) -> Result<()> {
             data.labels[data.targets[j]]
         );
     }
-    let model = trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), Familiarity::fit(&data, config.seed));
+    let model = trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), familiarity);
     std::fs::write(output, model.to_bytes()?).map_err(|e| Error::Io(format!("cannot write {output}: {e}")))?;
     match &model.info.validation {
         Some(v) => eprintln!("accuracy on new photos: {}; model written to {output}", v.summary()),

@@ -12,14 +12,6 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Softmax of one row of logits.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
-}
-
 /// The `k` most probable classes, most probable first (ties keep class order).
 pub fn top_k(probabilities: &[f32], labels: &[String], k: usize) -> Vec<Prediction> {
     let mut order: Vec<usize> = (0..probabilities.len()).collect();
@@ -42,7 +34,8 @@ mod tests {
     #[test]
     fn top_k_is_sorted_and_sums_to_one() {
         let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let p = softmax(&[1.0, 3.0, 2.0]);
+        let mut p = vec![1.0, 3.0, 2.0];
+        crate::matrix::softmax_rows(&mut p, 3);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         let top = top_k(&p, &labels, 2);
         assert_eq!(top.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), ["b", "c"]);

@@ -82,11 +82,9 @@ const FOLD_SEED: u64 = 0xf01d_5eed;
 /// and returns `false` to stop (then the result is `None`). `None` too when a class has too few
 /// photos to hold one out.
 pub fn cross_validate(data: &Dataset, config: &TrainConfig, mut on_fold: impl FnMut(usize, usize) -> bool) -> Result<Option<CrossValidation>> {
-    data.check_trainable()?;
-    let Some((folds, _)) = assign_folds(data, config.seed) else { return Ok(None) };
-    let mut validator = CrossValidator::new(data, config, folds)?;
+    let Some(mut validator) = CrossValidator::new(data, config)? else { return Ok(None) };
     while let Some(done) = validator.next_fold()? {
-        if !on_fold(done, folds) {
+        if !on_fold(done, validator.folds) {
             return Ok(None);
         }
     }
@@ -97,7 +95,8 @@ pub fn cross_validate(data: &Dataset, config: &TrainConfig, mut on_fold: impl Fn
 pub struct CrossValidator<'a> {
     data: &'a Dataset,
     config: TrainConfig,
-    folds: usize,
+    /// How many folds there are.
+    pub folds: usize,
     fold_of: Vec<usize>,
     done: usize,
     predictions: Vec<usize>,
@@ -105,11 +104,12 @@ pub struct CrossValidator<'a> {
 }
 
 impl<'a> CrossValidator<'a> {
-    /// Folds as [`assign_folds`] makes them for `config.seed`.
-    pub fn new(data: &'a Dataset, config: &TrainConfig, folds: usize) -> Result<Self> {
+    /// Folds as [`assign_folds`] makes them for `config.seed`; `None` when a class has too few
+    /// photos to hold one out.
+    pub fn new(data: &'a Dataset, config: &TrainConfig) -> Result<Option<Self>> {
         data.check_trainable()?;
-        let fold_of = assign_folds(data, config.seed).map(|(_, f)| f).unwrap_or_default();
-        Ok(CrossValidator {
+        let Some((folds, fold_of)) = assign_folds(data, config.seed) else { return Ok(None) };
+        Ok(Some(CrossValidator {
             data,
             config: config.clone(),
             folds,
@@ -117,12 +117,12 @@ impl<'a> CrossValidator<'a> {
             done: 0,
             predictions: vec![0; data.len()],
             confidence: vec![0.0; data.len()],
-        })
+        }))
     }
 
     /// Train without the next fold and predict it; the number of folds done, `None` when all are.
     pub fn next_fold(&mut self) -> Result<Option<usize>> {
-        if self.done >= self.folds || self.fold_of.is_empty() {
+        if self.done >= self.folds {
             return Ok(None);
         }
         let (data, fold, k) = (self.data, self.done, self.data.labels.len());
@@ -145,7 +145,7 @@ impl<'a> CrossValidator<'a> {
 
     /// The figures, once every fold is done (`None` before).
     pub fn finish(self) -> Option<CrossValidation> {
-        if self.done < self.folds || self.fold_of.is_empty() {
+        if self.done < self.folds {
             return None;
         }
         let (data, predictions, confidence) = (self.data, self.predictions, self.confidence);

@@ -24,13 +24,13 @@ use crate::backbone::{imagenet_labels, EMBEDDING_DIM};
 use crate::dataset::Dataset;
 use crate::device;
 use crate::engine::{Classifier as EngineClassifier, Engine};
-use crate::familiar::{near_duplicates, Familiarity};
+use crate::familiar::study;
 use crate::error::Error;
 use crate::model::Model;
 use crate::predict::top_k;
 use crate::preprocess::{views, Preprocess, Rgba, Seeing};
 use crate::train::{TrainConfig, Trainer};
-use crate::validate::{assign_folds, CrossValidator};
+use crate::validate::CrossValidator;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -161,10 +161,13 @@ impl Fewshot {
         to_js(&views(seeing))
     }
 
-    /// The default settings of how photos are seen: `{ framing, mirror }`.
-    #[wasm_bindgen(js_name = defaultSeeing)]
-    pub fn default_seeing() -> Result<JsValue, JsValue> {
-        to_js(&Seeing::default())
+    /// The page's settings at their defaults: how photos are seen (`{ framing, mirror }`) and
+    /// the training settings the page shows (`hiddenUnits`).
+    #[wasm_bindgen(js_name = defaultSettings)]
+    pub fn default_settings() -> Result<JsValue, JsValue> {
+        let settings = to_js(&Seeing::default())?;
+        Reflect::set(&settings, &"hiddenUnits".into(), &(TrainConfig::default().hidden_units as u32).into())?;
+        Ok(settings)
     }
 
     /// Run one blank photo through the backbone (compiles the GPU shaders once).
@@ -289,9 +292,8 @@ impl Fewshot {
             // Cross-validation: fold by fold, yielding between folds.
             let mut validation = None;
             if go_on {
-                if let Some((folds, _)) = assign_folds(&data, config.seed) {
-                    let mut cv = CrossValidator::new(&data, &config, folds).map_err(js_error)?;
-                    let mut done = 0;
+                if let Some(mut cv) = CrossValidator::new(&data, &config).map_err(js_error)? {
+                    let (folds, mut done) = (cv.folds, 0);
                     loop {
                         // Reported before each fold, so that a stop skips the work at once.
                         let value = js_sys::Object::new();
@@ -310,7 +312,7 @@ impl Fewshot {
                     validation = cv.finish();
                 }
             }
-            let familiarity = Familiarity::fit(&data, config.seed);
+            let (familiarity, duplicates) = study(&data, config.seed);
             let model = trained.to_model(&sha256, seeing, validation.as_ref().map(|v| v.figures.clone()), familiarity);
             let bytes = model.to_bytes().map_err(js_error)?;
             let result = js_sys::Object::new();
@@ -325,7 +327,7 @@ impl Fewshot {
             Reflect::set(&result, &"confidence".into(), &to_js(&validation.as_ref().map(|v| &v.confidence))?)?;
             Reflect::set(&result, &"suspicious".into(), &to_js(&validation.as_ref().map(|v| &v.suspicious))?)?;
             Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
-            Reflect::set(&result, &"duplicates".into(), &to_js(&near_duplicates(&data))?)?;
+            Reflect::set(&result, &"duplicates".into(), &to_js(&duplicates)?)?;
             Ok(result.into())
         })
     }

@@ -15,7 +15,7 @@ function newClass(name) {
 }
 
 /** A stored photo; its embeddings count until the engine says which views it wants
- * (markStale). */
+ * (refreshViews). */
 function photoFromStored({ id, image, embeddings, variantsKey, added }) {
   const ready = embeddings && variantsKey && (!state.views || variantsKey === JSON.stringify(state.views));
   return {

@@ -66,7 +66,7 @@ const handlers = {
    * engine's defaults: { views, defaults }. */
   async views({ seeing }) {
     await initOnce();
-    return { views: Fewshot.views(seeing || {}), defaults: { ...Fewshot.defaultSeeing(), hiddenUnits: 0 } };
+    return { views: Fewshot.views(seeing || {}), defaults: Fewshot.defaultSettings() };
   },
 
   /** Embeddings of one image in several views (options of Fewshot.embed): [Float32Array]. */
