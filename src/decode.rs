@@ -6,7 +6,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use crate::error::{Error, Result};
-use crate::preprocess::{Rgba, MAX_PIXELS};
+use crate::preprocess::Rgba;
 
 /// An owned RGBA photo.
 #[derive(Debug, Clone)]
@@ -37,9 +37,7 @@ pub fn decode(bytes: &[u8]) -> Result<Photo> {
     let mut decoder = reader.into_decoder().map_err(|e| Error::NotAnImage(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     // Refuse before allocating: a 10000x10000 photo would take 400 MB as RGBA.
-    if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(Error::ImageTooLarge { width, height });
-    }
+    Rgba::byte_len(width, height)?;
     let orientation = decoder.orientation().map_err(|e| Error::NotAnImage(e.to_string()))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Error::NotAnImage(e.to_string()))?;
     image.apply_orientation(orientation);

@@ -3,10 +3,12 @@
 //! A photo's path through the crate, one module a step:
 //! [`preprocess`] (RGBA → 224x224, [-1, 1]) → [`backbone`] (MobileNetV2 → 1280-d embedding) →
 //! [`head`] (trained by [`train`] with [`optimize`] on a [`dataset`] of embeddings, its accuracy
-//! estimated by [`validate`]) → [`predict`] (probabilities per class), with [`evaluate`] for
-//! figures, [`matrix`] for the head's arithmetic and [`model`] for the file a trained
-//! classifier is saved in. [`engine`] ties them together for the CLI (`src/main.rs`) and the
-//! page (`web.rs`, the only wasm-specific module).
+//! estimated by [`validate`], the whole sequence in [`learn`]) → [`predict`] (probabilities
+//! per class), with [`evaluate`] for figures, [`matrix`] for the head's arithmetic and
+//! [`model`] for the file a trained classifier is saved in. [`engine`] runs the backbone and a
+//! trained classifier; [`project`] owns one project's learning state (classes, embeddings by
+//! photo, settings, rules, the classifier) for the page (`web.rs`, the only wasm-specific
+//! module). [`error`] depends on nothing; no module depends on one later in this path.
 
 pub mod backbone;
 pub mod dataset;
@@ -18,11 +20,13 @@ pub mod error;
 pub mod evaluate;
 pub mod familiar;
 pub mod head;
+pub mod learn;
 pub mod matrix;
 pub mod model;
 pub mod optimize;
 pub mod predict;
 pub mod preprocess;
+pub mod project;
 pub mod rng;
 pub mod train;
 pub mod validate;

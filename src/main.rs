@@ -16,15 +16,15 @@ use std::time::Instant;
 
 use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
-use fewshot::familiar::{study, Familiarity};
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
 use fewshot::predict::top_k;
 use fewshot::preprocess::{views, Framing, Preprocess, Seeing};
 use fewshot::rng::Rng;
-use fewshot::train::{train, TrainConfig, Trained};
-use fewshot::validate::{cross_validate, CrossValidation};
+use fewshot::learn::{Learned, Learning, Progress};
+use fewshot::train::{train, TrainConfig};
+use fewshot::validate::cross_validate;
 use fewshot::{Classifier, Engine, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -371,27 +371,22 @@ fn train_config(args: &Args) -> Result<TrainConfig> {
     Ok(config)
 }
 
-/// Train a head on every photo exactly as the page does, with a progress bar.
-fn train_head(data: &Dataset, config: &TrainConfig) -> Result<Trained> {
+/// Learn from `data` exactly as the page does (train, cross-validate, study), with a progress bar.
+fn learn(data: &Dataset, config: &TrainConfig, seeing: Seeing, backbone_sha256: &str) -> Result<Learned> {
     let bar = progress(config.max_steps, "training");
-    let trained = train(data, config.clone(), |report| {
-        bar.set_position(report.step as u64);
+    let learned = Learning::new(data.clone(), config.clone(), seeing, backbone_sha256)?.run(|p| {
+        match *p {
+            Progress::Training(ref step) => bar.set_position(step.step as u64),
+            Progress::Validating { fold, folds } => {
+                bar.set_message("cross-validating");
+                bar.set_length(folds as u64);
+                bar.set_position(fold as u64);
+            }
+        }
         true
     })?;
     bar.finish_and_clear();
-    Ok(trained)
-}
-
-/// Cross-validate as the page does, with a progress bar.
-fn validate(data: &Dataset, config: &TrainConfig) -> Result<Option<CrossValidation>> {
-    let bar = progress(1, "cross-validating");
-    let cv = cross_validate(data, config, |done, folds| {
-        bar.set_length(folds as u64);
-        bar.set_position(done as u64);
-        true
-    })?;
-    bar.finish_and_clear();
-    Ok(cv)
+    Ok(learned)
 }
 
 /// `count` photos of each class of `data`, drawn at random (all of a class that has fewer),
@@ -458,7 +453,7 @@ fn eval(args: &Args) -> Result<()> {
         let mut estimates = vec![];
         let (mut familiar_flagged, mut unfamiliar_flagged) = (vec![], vec![]);
         let mut draws = vec![];
-        let mut train_seconds = 0.0;
+        let mut learn_seconds = 0.0;
         for r in 0..repeats {
             let seed = config.seed.wrapping_add(r as u64);
             let (data, chosen) = match k {
@@ -467,11 +462,9 @@ fn eval(args: &Args) -> Result<()> {
             };
             draws.push(chosen);
             let started = Instant::now();
-            let trained = train_head(&data, &TrainConfig { seed, ..config.clone() })?;
-            train_seconds += started.elapsed().as_secs_f64();
-            let cv = validate(&data, &TrainConfig { seed, ..config.clone() })?;
-            let familiarity = Familiarity::fit(&data, seed);
-            let classifier = Classifier::new(trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), familiarity));
+            let learned = learn(&data, &TrainConfig { seed, ..config.clone() }, seeing, &engine.weights_sha256)?;
+            learn_seconds += started.elapsed().as_secs_f64();
+            let classifier = Classifier::new(learned.model);
             let evaluation = classifier.evaluate(&test_data)?;
             accuracies.push(evaluation.accuracy);
             let flagged = |embeddings: &[f32]| -> Result<Option<f32>> {
@@ -491,11 +484,11 @@ fn eval(args: &Args) -> Result<()> {
         let (unfamiliar, _) = mean_and_sd(&unfamiliar_flagged);
         if !args.flag("--json") {
             println!(
-                "{label:>12}: test accuracy {:.1} % ± {:.1} over {repeats} draw{} ({:.2} s training each){}",
+                "{label:>12}: test accuracy {:.1} % ± {:.1} over {repeats} draw{} ({:.2} s learning each: train, cross-validate, study){}",
                 mean * 100.0,
                 sd * 100.0,
                 if repeats == 1 { "" } else { "s" },
-                train_seconds / repeats as f64,
+                learn_seconds / repeats as f64,
                 model.info.validation.as_ref().map_or(String::new(), |v| format!("; the page would say {}", v.summary())),
             );
             println!(
@@ -507,7 +500,7 @@ fn eval(args: &Args) -> Result<()> {
         }
         results.push(serde_json::json!({
             "shots": k, "accuracies": accuracies, "mean": mean, "sd": sd,
-            "cross_validated": estimates, "train_seconds": train_seconds / repeats as f64,
+            "cross_validated": estimates, "learn_seconds": learn_seconds / repeats as f64,
             "last_per_class": evaluation.per_class,
             "familiar_flagged": familiar, "unfamiliar_flagged": foreign.as_ref().map(|_| unfamiliar),
             "draws": draws,
@@ -543,20 +536,17 @@ fn train_command(args: &Args) -> Result<()> {
     let seeing = seeing(args)?;
     let engine = engine(args)?;
     let data = embed_folder(&engine, &views(seeing), Path::new(dir))?;
-    let trained = train_head(&data, &config)?;
-    let cv = validate(&data, &config)?;
-    if let Some(cv) = &cv {
-        for &i in &cv.suspicious {
-            eprintln!(
-                "check photo {} of \"{}\": the other photos say it looks like \"{}\" ({:.0} %)",
-                i + 1,
-                data.labels[data.targets[i]],
-                data.labels[cv.predictions[i]],
-                cv.confidence[i] * 100.0
-            );
-        }
+    let Learned { model, validation, duplicates, .. } = learn(&data, &config, seeing, &engine.weights_sha256)?;
+    for &i in validation.iter().flat_map(|cv| &cv.suspicious) {
+        let cv = validation.as_ref().expect("suspicious photos come from a validation");
+        eprintln!(
+            "check photo {} of \"{}\": the other photos say it looks like \"{}\" ({:.0} %)",
+            i + 1,
+            data.labels[data.targets[i]],
+            data.labels[cv.predictions[i]],
+            cv.confidence[i] * 100.0
+        );
     }
-    let (familiarity, duplicates) = study(&data, config.seed);
     for (i, j) in duplicates {
         eprintln!(
             "photos {} (\"{}\") and {} (\"{}\") are nearly the same photo",
@@ -566,7 +556,6 @@ fn train_command(args: &Args) -> Result<()> {
             data.labels[data.targets[j]]
         );
     }
-    let model = trained.to_model(&engine.weights_sha256, seeing, cv.map(|cv| cv.figures), familiarity);
     std::fs::write(output, model.to_bytes()?).map_err(|e| Error::Io(format!("cannot write {output}: {e}")))?;
     match &model.info.validation {
         Some(v) => eprintln!("accuracy on new photos: {}; model written to {output}", v.summary()),

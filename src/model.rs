@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::familiar::Familiarity;
 use crate::head::{HeadShape, HeadWeights};
 use crate::preprocess::Preprocess;
-use crate::validate::Validated;
+use crate::evaluate::Validated;
 
 /// The value of the metadata key `format`.
 pub const FORMAT: &str = "fewshot-model";

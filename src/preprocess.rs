@@ -52,10 +52,10 @@ impl<'a> Rgba<'a> {
     /// (at least [`MIN_SIDE`] a side, at most [`MAX_PIXELS`]): never zero, never an overflow.
     pub fn byte_len(width: u32, height: u32) -> Result<usize> {
         if width as u64 * height as u64 > MAX_PIXELS {
-            return Err(Error::ImageTooLarge { width, height });
+            return Err(Error::ImageTooLarge { width, height, max_pixels: MAX_PIXELS });
         }
         if width < MIN_SIDE || height < MIN_SIDE {
-            return Err(Error::ImageTooSmall { width, height });
+            return Err(Error::ImageTooSmall { width, height, min: MIN_SIDE });
         }
         Ok(width as usize * height as usize * 4)
     }
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_clear_errors() {
-        assert_eq!(Rgba::new(&[0; 4], 1, 1).unwrap_err(), Error::ImageTooSmall { width: 1, height: 1 });
+        assert_eq!(Rgba::new(&[0; 4], 1, 1).unwrap_err(), Error::ImageTooSmall { width: 1, height: 1, min: MIN_SIDE });
         assert!(matches!(Rgba::new(&[], 10000, 10000), Err(Error::ImageTooLarge { .. })));
         assert!(Rgba::new(&[0; 10], 20, 20).unwrap_err().to_string().contains("needs 1600"));
     }

@@ -10,11 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::EMBEDDING_DIM;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::familiar::Familiarity;
 use crate::head::{forward, HeadShape, HeadWeights};
-use crate::model::{now_unix_ms, Model, ModelInfo};
-use crate::preprocess::{views, Seeing};
-use crate::validate::Validated;
 use crate::matrix::{add_column_sums, argmax_rows, matmul, softmax_rows, Stored};
 use crate::optimize::{Converged, Lbfgs, Objective};
 use crate::rng::Rng;
@@ -171,29 +167,6 @@ impl Trainer {
             history: self.history,
             penalty: self.objective.penalty,
             stopped,
-        }
-    }
-}
-
-impl Trained {
-    /// The model file's content for this head, stamped with the current time.
-    pub fn to_model(&self, backbone_sha256: &str, seeing: Seeing, validation: Option<Validated>, familiarity: Option<Familiarity>) -> Model {
-        let views = views(seeing);
-        Model {
-            info: ModelInfo {
-                labels: self.labels.clone(),
-                backbone_sha256: backbone_sha256.to_string(),
-                preprocess: views[0],
-                views,
-                hidden_units: self.weights.shape.hidden,
-                unfamiliar_threshold: familiarity.as_ref().map(|f| f.threshold),
-                validation,
-                penalty: self.penalty,
-                photos_per_class: self.photos_per_class.clone(),
-                created_unix_ms: now_unix_ms(),
-            },
-            head: self.weights.clone(),
-            familiarity,
         }
     }
 }

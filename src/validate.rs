@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::Result;
-use crate::evaluate::Evaluation;
+use crate::evaluate::{wilson, Evaluation, Validated};
 use crate::matrix::{argmax_rows, softmax_rows};
 use crate::rng::Rng;
 use crate::train::{TrainConfig, Trainer};
@@ -37,20 +37,6 @@ pub struct CrossValidation {
     pub confidence: Vec<f32>,
     /// Photos predicted as another class with confidence: likely mislabelled, or ambiguous.
     pub suspicious: Vec<usize>,
-}
-
-/// Cross-validated figures of a head.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Validated {
-    pub folds: usize,
-    pub photos: usize,
-    /// Accuracy, per-class precision and recall, and the confusion matrix, all cross-validated.
-    pub evaluation: Evaluation,
-    /// 95 % range of the accuracy: (low, high).
-    pub accuracy_range: (f32, f32),
-    /// 95 % range of each class's recall.
-    pub recall_ranges: Vec<(f32, f32)>,
 }
 
 /// Fold of each photo, stratified by class; `None` when a class has fewer than
@@ -83,17 +69,17 @@ const FOLD_SEED: u64 = 0xf01d_5eed;
 /// photos to hold one out.
 pub fn cross_validate(data: &Dataset, config: &TrainConfig, mut on_fold: impl FnMut(usize, usize) -> bool) -> Result<Option<CrossValidation>> {
     let Some(mut validator) = CrossValidator::new(data, config)? else { return Ok(None) };
-    while let Some(done) = validator.next_fold()? {
+    while let Some(done) = validator.next_fold(data)? {
         if !on_fold(done, validator.folds) {
             return Ok(None);
         }
     }
-    Ok(validator.finish())
+    Ok(validator.finish(data))
 }
 
 /// Cross-validation in progress, one fold a call, so that the page can yield between folds.
-pub struct CrossValidator<'a> {
-    data: &'a Dataset,
+/// Every call takes the same dataset it was made for.
+pub struct CrossValidator {
     config: TrainConfig,
     /// How many folds there are.
     pub folds: usize,
@@ -103,14 +89,13 @@ pub struct CrossValidator<'a> {
     confidence: Vec<f32>,
 }
 
-impl<'a> CrossValidator<'a> {
+impl CrossValidator {
     /// Folds as [`assign_folds`] makes them for `config.seed`; `None` when a class has too few
     /// photos to hold one out.
-    pub fn new(data: &'a Dataset, config: &TrainConfig) -> Result<Option<Self>> {
+    pub fn new(data: &Dataset, config: &TrainConfig) -> Result<Option<Self>> {
         data.check_trainable()?;
         let Some((folds, fold_of)) = assign_folds(data, config.seed) else { return Ok(None) };
         Ok(Some(CrossValidator {
-            data,
             config: config.clone(),
             folds,
             fold_of,
@@ -121,11 +106,14 @@ impl<'a> CrossValidator<'a> {
     }
 
     /// Train without the next fold and predict it; the number of folds done, `None` when all are.
-    pub fn next_fold(&mut self) -> Result<Option<usize>> {
+    pub fn next_fold(&mut self, data: &Dataset) -> Result<Option<usize>> {
         if self.done >= self.folds {
             return Ok(None);
         }
-        let (data, fold, k) = (self.data, self.done, self.data.labels.len());
+        if data.len() != self.fold_of.len() {
+            return Err(crate::error::Error::Internal("cross-validation was given another dataset".into()));
+        }
+        let (fold, k) = (self.done, data.labels.len());
         let (held, kept): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| self.fold_of[i] == fold);
         if !held.is_empty() {
             let mut trainer = Trainer::on(data, &kept, self.config.clone())?;
@@ -144,11 +132,11 @@ impl<'a> CrossValidator<'a> {
     }
 
     /// The figures, once every fold is done (`None` before).
-    pub fn finish(self) -> Option<CrossValidation> {
-        if self.done < self.folds {
+    pub fn finish(self, data: &Dataset) -> Option<CrossValidation> {
+        if self.done < self.folds || data.len() != self.fold_of.len() {
             return None;
         }
-        let (data, predictions, confidence) = (self.data, self.predictions, self.confidence);
+        let (predictions, confidence) = (self.predictions, self.confidence);
         let evaluation = Evaluation::new(&data.labels, &data.targets, &predictions);
         let right = (0..data.len()).filter(|&i| predictions[i] == data.targets[i]).count();
         let recall_ranges = (0..data.labels.len()).map(|c| wilson(evaluation.confusion[c][c], evaluation.per_class[c].support)).collect();
@@ -161,32 +149,6 @@ impl<'a> CrossValidator<'a> {
             confidence,
             suspicious,
         })
-    }
-}
-
-/// Wilson's 95 % score interval for `right` successes out of `n`.
-pub fn wilson(right: usize, n: usize) -> (f32, f32) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let z = 1.959_964f64;
-    let (n, p) = (n as f64, right as f64 / n as f64);
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-    (((centre - half).max(0.0)) as f32, ((centre + half).min(1.0)) as f32)
-}
-
-impl Validated {
-    /// "about 91 % (likely 86 to 95 %), cross-validated on 120 photos (5 folds)".
-    pub fn summary(&self) -> String {
-        let how = if self.folds == self.photos { "leaving each out in turn".to_string() } else { format!("{} folds", self.folds) };
-        format!(
-            "about {:.0} % (likely {:.0} to {:.0} %), cross-validated on {} photos ({how})",
-            self.evaluation.accuracy * 100.0,
-            self.accuracy_range.0 * 100.0,
-            self.accuracy_range.1 * 100.0,
-            self.photos
-        )
     }
 }
 
@@ -241,13 +203,5 @@ mod tests {
         let cv = cross_validate(&data, &TrainConfig::default(), |_, _| true).unwrap().unwrap();
         assert_eq!(cv.predictions[0], 0);
         assert!(cv.suspicious.contains(&0), "{:?} {:?}", cv.suspicious, &cv.confidence[..3]);
-    }
-
-    #[test]
-    fn wilson_is_honest_about_small_samples() {
-        let (low, high) = wilson(4, 4);
-        assert!((low - 0.51).abs() < 0.01 && high == 1.0, "{low} {high}");
-        let (low, high) = wilson(90, 100);
-        assert!((low - 0.826).abs() < 0.01 && (high - 0.945).abs() < 0.01, "{low} {high}");
     }
 }

@@ -1,0 +1,186 @@
+//! Learning from labelled embeddings, start to finish, in the one order the page and the CLI
+//! share: train the head on every photo ([`crate::train`]), cross-validate it
+//! ([`crate::validate`]), study the photos for "none of these" and near-duplicates
+//! ([`crate::familiar`]), and write the model file ([`crate::model`]). One piece of work a
+//! [`Learning::step`], so that the page's worker can answer a stop between steps.
+
+use serde::Serialize;
+
+use crate::dataset::Dataset;
+use crate::error::Result;
+use crate::evaluate::Validated;
+use crate::familiar::{study, Familiarity};
+use crate::model::{now_unix_ms, Model, ModelInfo};
+use crate::preprocess::{views, Seeing};
+use crate::train::{StepReport, TrainConfig, Trained, Trainer};
+use crate::validate::{CrossValidation, CrossValidator};
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "phase", rename_all = "camelCase")]
+pub enum Progress {
+    /// One optimiser step of the head.
+    Training(StepReport),
+    /// `fold` of `folds` cross-validation folds done.
+    Validating { fold: usize, folds: usize },
+}
+
+/// Learning in progress: call [`Learning::step`] until it returns `None`, then
+/// [`Learning::finish`].
+pub struct Learning {
+    data: Dataset,
+    config: TrainConfig,
+    seeing: Seeing,
+    backbone_sha256: String,
+    trainer: Option<Trainer>,
+    trained: Option<Trained>,
+    validator: Option<CrossValidator>,
+    validation: Option<CrossValidation>,
+}
+
+/// What learning leaves.
+pub struct Learned {
+    /// The model file's content, cross-validated figures included.
+    pub model: Model,
+    pub history: Vec<StepReport>,
+    /// Each photo predicted by a head trained without it; `None` when stopped or when a class
+    /// has too few photos to hold one out.
+    pub validation: Option<CrossValidation>,
+    /// Pairs of photos (indices into the dataset) that are nearly the same photo.
+    pub duplicates: Vec<(usize, usize)>,
+    /// Stopped before the end: the head is what training had reached, not cross-validated.
+    pub stopped: bool,
+}
+
+impl Learning {
+    /// Check the data and the settings, and get ready to train.
+    pub fn new(data: Dataset, config: TrainConfig, seeing: Seeing, backbone_sha256: &str) -> Result<Self> {
+        let trainer = Trainer::new(&data, config.clone())?;
+        Ok(Learning {
+            data,
+            config,
+            seeing,
+            backbone_sha256: backbone_sha256.to_string(),
+            trainer: Some(trainer),
+            trained: None,
+            validator: None,
+            validation: None,
+        })
+    }
+
+    /// The data learnt from.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Do the next piece of work; `None` when there is none left.
+    pub fn step(&mut self) -> Result<Option<Progress>> {
+        if let Some(trainer) = &mut self.trainer {
+            if let Some(report) = trainer.step() {
+                return Ok(Some(Progress::Training(report)));
+            }
+            self.trained = self.trainer.take().map(Trainer::finish);
+            self.validator = CrossValidator::new(&self.data, &self.config)?;
+        }
+        if let Some(validator) = &mut self.validator {
+            let folds = validator.folds;
+            if let Some(fold) = validator.next_fold(&self.data)? {
+                return Ok(Some(Progress::Validating { fold, folds }));
+            }
+            self.validation = self.validator.take().and_then(|v| v.finish(&self.data));
+        }
+        Ok(None)
+    }
+
+    /// Stop: the head keeps what training reached, and is not cross-validated.
+    pub fn stop(&mut self) {
+        if let Some(trainer) = self.trainer.take() {
+            self.trained = Some(trainer.finish());
+        }
+        self.validator = None;
+    }
+
+    /// Run every remaining step, calling `on_progress` after each; it returns `false` to stop.
+    pub fn run(mut self, mut on_progress: impl FnMut(&Progress) -> bool) -> Result<Learned> {
+        while let Some(progress) = self.step()? {
+            if !on_progress(&progress) {
+                self.stop();
+                break;
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// The model and what was found on the way.
+    pub fn finish(mut self) -> Learned {
+        if self.trainer.is_some() || self.validator.is_some() {
+            self.stop();
+        }
+        let trained = self.trained.expect("a trainer is finished by stop()");
+        let stopped = trained.stopped || (self.validation.is_none() && crate::validate::assign_folds(&self.data, self.config.seed).is_some());
+        let (familiarity, duplicates) = study(&self.data, self.config.seed);
+        let model = model_of(&trained, &self.backbone_sha256, self.seeing, self.validation.as_ref().map(|v| v.figures.clone()), familiarity);
+        Learned { model, history: trained.history, validation: self.validation, duplicates, stopped }
+    }
+}
+
+/// The model file's content for a trained head, stamped with the current time.
+pub fn model_of(trained: &Trained, backbone_sha256: &str, seeing: Seeing, validation: Option<Validated>, familiarity: Option<Familiarity>) -> Model {
+    let views = views(seeing);
+    Model {
+        info: ModelInfo {
+            labels: trained.labels.clone(),
+            backbone_sha256: backbone_sha256.to_string(),
+            preprocess: views[0],
+            views,
+            hidden_units: trained.weights.shape.hidden,
+            unfamiliar_threshold: familiarity.as_ref().map(|f| f.threshold),
+            validation,
+            penalty: trained.penalty,
+            photos_per_class: trained.photos_per_class.clone(),
+            created_unix_ms: now_unix_ms(),
+        },
+        head: trained.weights.clone(),
+        familiarity,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::tests::clusters;
+
+    #[test]
+    fn trains_then_validates_then_writes_a_model() {
+        let data = clusters(15, 3);
+        let learning = Learning::new(data, TrainConfig::default(), Seeing::default(), "sha").unwrap();
+        let mut phases = vec![];
+        let learned = learning
+            .run(|p| {
+                phases.push(matches!(p, Progress::Training(_)));
+                true
+            })
+            .unwrap();
+        let first_fold = phases.iter().position(|&training| !training).unwrap();
+        assert!(first_fold > 0 && phases[first_fold..].iter().all(|&t| !t), "training, then folds only");
+        assert_eq!(phases.len() - first_fold, 5, "45 photos: 5 folds");
+        assert!(!learned.stopped);
+        assert!(learned.model.info.validation.is_some());
+        assert_eq!(learned.history.len(), first_fold);
+    }
+
+    #[test]
+    fn a_stop_keeps_the_head_and_skips_validation() {
+        let learning = Learning::new(clusters(10, 3), TrainConfig::default(), Seeing::default(), "sha").unwrap();
+        let learned = learning.run(|_| false).unwrap();
+        assert!(learned.stopped);
+        assert_eq!(learned.history.len(), 1);
+        assert!(learned.validation.is_none() && learned.model.info.validation.is_none());
+    }
+
+    #[test]
+    fn progress_reads_as_the_page_expects() {
+        let json = serde_json::to_value(Progress::Validating { fold: 2, folds: 5 }).unwrap();
+        assert_eq!(json, serde_json::json!({ "phase": "validating", "fold": 2, "folds": 5 }));
+    }
+}
