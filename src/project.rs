@@ -264,6 +264,9 @@ impl Project {
     /// Start learning from every photo; then [`Project::step`] until `None`, and
     /// [`Project::finish_learning`]. Embeddings are copied: the classes may change meanwhile.
     pub fn start_learning(&mut self, backbone_sha256: &str) -> Result<()> {
+        if self.learning.is_some() {
+            return Err(Error::BadConfig("training is already running".into()));
+        }
         let (data, ids) = self.dataset()?;
         let learning = Learning::new(data, self.settings.train_config(), self.settings.seeing(), backbone_sha256)?;
         self.learning = Some((learning, ids));

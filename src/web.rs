@@ -1,18 +1,23 @@
-//! The JavaScript API, and the only file that mentions `wasm_bindgen`. Each export converts its
-//! arguments, delegates to the engine, and converts the result back: typed objects through
-//! serde-wasm-bindgen, errors as JS `Error`s carrying the readable message.
+//! The JavaScript API, and the only file that mentions `wasm_bindgen`: two classes, each
+//! method converting its arguments, delegating to [`crate::engine`] or [`crate::project`] and
+//! converting the result back. Errors reject as JS `Error`s whose `kind` property is
+//! [`crate::error::ErrorKind::as_str`] ("bad-input", "stopped", "gpu-lost", "storage",
+//! "internal"). JavaScript never passes an embedding size or a preprocessing recipe: the
+//! project knows them.
 //!
 //! ```js
-//! import init, { Fewshot, Classifier } from "./pkg/fewshot.js";
+//! import init, { Fewshot, Project } from "./pkg/fewshot.js";
 //! await init();
 //! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
-//! const embedding = await fewshot.embed(imageData.data, imageData.width, imageData.height, {});
-//! const result = await fewshot.train(labels, embeddings, targets, new Float32Array(), new Uint32Array(),
-//!   { hiddenUnits: 0 }, { framing: "crop", mirror: false }, (progress) => true);
-//! const classifier = Classifier.load(result.model);
-//! classifier.predict(embedding);  // [{ label, class, probability }, ...]
+//! const project = new Project();
+//! project.setClasses([{ id: "a", name: "cat", photos: ["p1"] }, { id: "b", name: "dog", photos: ["p2"] }]);
+//! await project.addPhoto(fewshot, "p1", imageData.data, imageData.width, imageData.height);
+//! // … the same for p2 …
+//! const report = await project.learn(fewshot, (progress) => {});   // { model, summary, … }
+//! await project.classify(fewshot, pixels, width, height);          // { predictions, unfamiliar, heatmap }
 //! ```
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
@@ -20,45 +25,33 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::backbone::{imagenet_labels, EMBEDDING_DIM};
-use crate::dataset::Dataset;
+use crate::backbone::imagenet_labels;
 use crate::device;
-use crate::engine::{Classifier as EngineClassifier, Engine};
-use crate::familiar::study;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::model::Model;
 use crate::predict::top_k;
-use crate::preprocess::{views, Preprocess, Rgba, Seeing};
-use crate::train::{TrainConfig, Trainer};
-use crate::validate::CrossValidator;
+use crate::preprocess::{Preprocess, Rgba};
+use crate::project::{ClassSpec, Project as LearningState, Settings};
 
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// The backbone loaded on WebGPU or the CPU.
-#[wasm_bindgen]
-pub struct Fewshot {
-    inner: Rc<Inner>,
-}
-
-struct Inner {
-    engine: Engine,
-    /// "webgpu" or "cpu".
-    device: String,
-    /// Why this device was chosen, in words.
-    device_note: String,
-}
-
-fn js_error(e: impl std::fmt::Display) -> JsValue {
-    JsError::new(&e.to_string()).into()
+/// A JS `Error` with the message and a `kind` property.
+fn js_error(e: Error) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    let _ = Reflect::set(&error, &"kind".into(), &e.kind().as_str().into());
+    error.into()
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(Error::Internal(e.to_string())))
 }
 
+/// A value from JavaScript; `undefined` or `null` give the defaults, unknown keys are refused.
 fn from_js<T: serde::de::DeserializeOwned + Default>(value: JsValue) -> Result<T, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
@@ -70,16 +63,13 @@ fn from_js<T: serde::de::DeserializeOwned + Default>(value: JsValue) -> Result<T
 /// (a stop request) between steps. A `MessageChannel` message is a task of its own, like
 /// `setTimeout(0)`, without the browser's minimum timer delay (up to 4 ms a call).
 async fn yield_now() {
-    let promise = Promise::new(&mut |resolve, _| {
-        match web_sys::MessageChannel::new() {
-            Ok(channel) => {
-                let port = channel.port1();
-                port.set_onmessage(Some(&resolve));
-                let _ = channel.port2().post_message(&JsValue::NULL);
-            }
-            Err(_) => {
-                let _ = resolve.call0(&JsValue::NULL);
-            }
+    let promise = Promise::new(&mut |resolve, _| match web_sys::MessageChannel::new() {
+        Ok(channel) => {
+            channel.port1().set_onmessage(Some(&resolve));
+            let _ = channel.port2().post_message(&JsValue::NULL);
+        }
+        Err(_) => {
+            let _ = resolve.call0(&JsValue::NULL);
         }
     });
     let _ = JsFuture::from(promise).await;
@@ -99,302 +89,269 @@ async fn webgpu_adapter() -> Option<bool> {
     Some(flag(&info).or_else(|| flag(&adapter)).unwrap_or(false))
 }
 
+/// The backbone loaded on WebGPU or the CPU.
+#[wasm_bindgen]
+pub struct Fewshot {
+    engine: Rc<Engine>,
+    device: String,
+    device_note: String,
+}
+
 #[wasm_bindgen]
 impl Fewshot {
     /// Load the backbone from the bytes of `mobilenet_v2_1.0_224_quant.tflite`.
     /// `device`: "auto" (default: WebGPU on a hardware adapter, else the CPU), "webgpu" or "cpu".
     pub fn create(weights: Vec<u8>, device: Option<String>) -> Promise {
+        future_to_promise(async move { Ok(Fewshot::load(weights, device).await?.into()) })
+    }
+
+    /// The backbone's own ImageNet top-5 for RGBA pixels: `[{ label, class, probability }]`.
+    pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let engine = self.engine.clone();
         future_to_promise(async move {
-            let wanted = device.unwrap_or_else(|| "auto".into());
-            let (burn_device, name, note) = match wanted.as_str() {
-                "cpu" => (device::cpu(), "cpu", "CPU chosen".to_string()),
-                "webgpu" => (device::gpu().await.map_err(js_error)?, "webgpu", "WebGPU chosen".to_string()),
-                "auto" => match webgpu_adapter().await {
-                    Some(false) => match device::gpu().await {
-                        Ok(d) => (d, "webgpu", "WebGPU adapter found".to_string()),
-                        Err(e) => (device::cpu(), "cpu", format!("WebGPU failed ({e}); running on the CPU")),
-                    },
-                    Some(true) => (
-                        device::cpu(),
-                        "cpu",
-                        "the only WebGPU adapter emulates a GPU in software, which is slower than the CPU path".to_string(),
-                    ),
-                    None => (device::cpu(), "cpu", "this browser offers no WebGPU adapter".to_string()),
-                },
-                other => return Err(js_error(Error::BadConfig(format!("device must be auto, webgpu or cpu, not \"{other}\"")))),
-            };
-            let engine = Engine::new(&weights, burn_device).map_err(js_error)?;
-            let inner = Inner { engine, device: name.into(), device_note: note };
-            Ok(Fewshot { inner: Rc::new(inner) }.into())
+            let photo = Preprocess::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
+            let probabilities = engine.imagenet(&[photo]).await.map_err(js_error)?;
+            to_js(&top_k(&probabilities, &imagenet_labels(), 5))
         })
+    }
+}
+
+impl Fewshot {
+    async fn load(weights: Vec<u8>, device: Option<String>) -> Result<Fewshot, JsValue> {
+        let wanted = device.unwrap_or_else(|| "auto".into());
+        let (burn_device, name, note) = match wanted.as_str() {
+            "cpu" => (device::cpu(), "cpu", "CPU chosen".to_string()),
+            "webgpu" => (device::gpu().await.map_err(js_error)?, "webgpu", "WebGPU chosen".to_string()),
+            "auto" => match webgpu_adapter().await {
+                Some(false) => match device::gpu().await {
+                    Ok(d) => (d, "webgpu", "WebGPU adapter found".to_string()),
+                    Err(e) => (device::cpu(), "cpu", format!("WebGPU failed ({e}); running on the CPU")),
+                },
+                Some(true) => (
+                    device::cpu(),
+                    "cpu",
+                    "the only WebGPU adapter emulates a GPU in software, which is slower than the CPU path".to_string(),
+                ),
+                None => (device::cpu(), "cpu", "this browser offers no WebGPU adapter".to_string()),
+            },
+            other => return Err(js_error(Error::BadConfig(format!("device must be auto, webgpu or cpu, not \"{other}\"")))),
+        };
+        let engine = Engine::new(&weights, burn_device).map_err(js_error)?;
+        engine.warm_up().await.map_err(js_error)?;
+        Ok(Fewshot { engine: Rc::new(engine), device: name.into(), device_note: note })
+    }
+}
+
+#[wasm_bindgen]
+impl Fewshot {
+    /// The smallest width or height of a photo the engine accepts, in pixels.
+    #[wasm_bindgen(js_name = minImageSide)]
+    pub fn min_image_side() -> u32 {
+        crate::preprocess::MIN_SIDE
+    }
+
+    /// sha256 of the published weights file, hex: what a download must match.
+    #[wasm_bindgen(js_name = knownWeightsSha256)]
+    pub fn known_weights_sha256() -> String {
+        crate::backbone::KNOWN_SHA256.to_string()
     }
 
     /// "webgpu" or "cpu".
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> String {
-        self.inner.device.clone()
+        self.device.clone()
     }
 
     /// Why that device, in words.
     #[wasm_bindgen(getter, js_name = deviceNote)]
     pub fn device_note(&self) -> String {
-        self.inner.device_note.clone()
+        self.device_note.clone()
     }
 
     /// sha256 of the weights, hex.
     #[wasm_bindgen(getter, js_name = weightsSha256)]
     pub fn weights_sha256(&self) -> String {
-        self.inner.engine.weights_sha256.clone()
+        self.engine.weights_sha256.clone()
     }
 
     /// A warning when the weights are not the published file, else `undefined`.
     #[wasm_bindgen(getter, js_name = weightsWarning)]
     pub fn weights_warning(&self) -> Option<String> {
-        self.inner.engine.weights_warning()
+        self.engine.weights_warning()
+    }
+}
+
+/// The photo in each view, preprocessed.
+fn preprocessed(rgba: &[u8], width: u32, height: u32, views: &[Preprocess]) -> Result<Vec<Vec<f32>>, JsValue> {
+    let image = Rgba::new(rgba, width, height).map_err(js_error)?;
+    Ok(views.iter().map(|view| view.apply(image)).collect())
+}
+
+/// One project's learning state (see `src/project.rs`).
+#[wasm_bindgen]
+pub struct Project {
+    inner: Rc<RefCell<LearningState>>,
+}
+
+impl Project {
+    /// The state, for a call that does not await while holding it.
+    fn state(&self) -> std::cell::RefMut<'_, LearningState> {
+        self.inner.borrow_mut()
+    }
+}
+
+#[wasm_bindgen]
+impl Project {
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Project {
+        Project { inner: Rc::new(RefCell::new(LearningState::new())) }
     }
 
-    /// The views each photo is embedded in for these settings (`{ framing: "crop" | "pad",
-    /// mirror: bool }`, defaults when missing): a list of `embed` options, the first the photo
-    /// as framed.
-    pub fn views(seeing: JsValue) -> Result<JsValue, JsValue> {
-        let seeing: Seeing = from_js(seeing)?;
-        to_js(&views(seeing))
+    /// Each setting with its default and limits: `{ hiddenUnits: { kind: "integer", default,
+    /// min, max }, framing: { kind: "choice", default, choices }, mirror: { kind: "boolean",
+    /// default } }`.
+    #[wasm_bindgen(js_name = settingsSchema)]
+    pub fn settings_schema() -> Result<JsValue, JsValue> {
+        to_js(&Settings::schema())
     }
 
-    /// The page's settings at their defaults: how photos are seen (`{ framing, mirror }`) and
-    /// the training settings the page shows (`hiddenUnits`).
-    #[wasm_bindgen(js_name = defaultSettings)]
-    pub fn default_settings() -> Result<JsValue, JsValue> {
-        let settings = to_js(&Seeing::default())?;
-        Reflect::set(&settings, &"hiddenUnits".into(), &(TrainConfig::default().hidden_units as u32).into())?;
-        Ok(settings)
+    /// The settings in use, every key present.
+    #[wasm_bindgen(getter)]
+    pub fn settings(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.state().settings())
     }
 
-    /// Run one blank photo through the backbone (compiles the GPU shaders once).
-    #[wasm_bindgen(js_name = warmUp)]
-    pub fn warm_up(&self) -> Promise {
-        let inner = self.inner.clone();
+    /// Change the settings (missing keys take their defaults; unknown keys and values out of
+    /// range are refused). Resolves `true` when photos must be embedded again (see `waiting`).
+    #[wasm_bindgen(js_name = setSettings)]
+    pub fn set_settings(&self, settings: JsValue) -> Result<bool, JsValue> {
+        let settings: Settings = from_js(settings)?;
+        self.state().set_settings(settings).map_err(js_error)
+    }
+
+    /// A key naming the views photos are embedded in: embeddings stored under another key
+    /// must be made again.
+    #[wasm_bindgen(getter, js_name = viewsKey)]
+    pub fn views_key(&self) -> Result<String, JsValue> {
+        serde_json::to_string(&self.state().views()).map_err(|e| js_error(Error::Internal(e.to_string())))
+    }
+
+    /// Replace the classes: `[{ id, name, photos: [photoId] }]`, in order. Refused (and nothing
+    /// changed) when a rule is broken: names empty or used twice, too many classes or photos.
+    #[wasm_bindgen(js_name = setClasses)]
+    pub fn set_classes(&self, classes: JsValue) -> Result<(), JsValue> {
+        let classes: Vec<ClassSpec> = from_js(classes)?;
+        self.state().set_classes(classes).map_err(js_error)
+    }
+
+    /// Ids of the photos that still need `addPhoto` (or `restorePhoto`), in class order.
+    pub fn waiting(&self) -> Vec<String> {
+        self.state().waiting()
+    }
+
+    /// Embed one photo (RGBA pixels) in every view in one backbone call and keep the
+    /// embeddings under its id; resolves to them (a `Float32Array` to store, for `restorePhoto`).
+    #[wasm_bindgen(js_name = addPhoto)]
+    pub fn add_photo(&self, fewshot: &Fewshot, photo: String, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let (state, engine) = (self.inner.clone(), fewshot.engine.clone());
         future_to_promise(async move {
-            inner.engine.warm_up().await.map_err(js_error)?;
-            Ok(JsValue::UNDEFINED)
-        })
-    }
-
-    /// The 1280-d embedding (`Float32Array`) of RGBA pixels, e.g. `ImageData.data`.
-    /// `options`: `{ framing: "crop" | "pad", flip: bool, zoom: 0..0.9 }`.
-    pub fn embed(&self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Promise {
-        self.embed_batch(rgba, 1, width, height, options)
-    }
-
-    /// Embeddings of `count` photos of the same size, their RGBA pixels one after the other,
-    /// in one backbone call: a `Float32Array` of count x 1280.
-    #[wasm_bindgen(js_name = embedBatch)]
-    pub fn embed_batch(&self, rgba: Vec<u8>, count: u32, width: u32, height: u32, options: JsValue) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let options: Preprocess = from_js(options)?;
-            let size = Rgba::byte_len(width, height).map_err(js_error)?;
-            if count == 0 || rgba.len() / size != count as usize || rgba.len() % size != 0 {
-                return Err(js_error(Error::BadPixels { width, height, got: rgba.len() / count.max(1) as usize }));
-            }
-            let photos = rgba
-                .chunks_exact(size)
-                .map(|pixels| Ok(options.apply(Rgba::new(pixels, width, height)?)))
-                .collect::<crate::Result<Vec<_>>>()
-                .map_err(js_error)?;
-            let embeddings = inner.engine.embed(&photos).await.map_err(js_error)?;
+            let views = state.borrow().views();
+            let embeddings = engine.embed(&preprocessed(&rgba, width, height, &views)?).await.map_err(js_error)?;
+            state.borrow_mut().set_embeddings(&photo, embeddings.clone()).map_err(js_error)?;
             Ok(Float32Array::from(embeddings.as_slice()).into())
         })
     }
 
-    /// The embedding and the last feature map of one photo: `{ embedding: Float32Array(1280),
-    /// map: Float32Array(1280 * 49) }`; pass the map to `Classifier.heatmap`.
-    #[wasm_bindgen(js_name = embedWithMap)]
-    pub fn embed_with_map(&self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Promise {
-        let inner = self.inner.clone();
+    /// Keep embeddings stored earlier by `addPhoto` (made under the current `viewsKey`).
+    #[wasm_bindgen(js_name = restorePhoto)]
+    pub fn restore_photo(&self, photo: String, embeddings: Vec<f32>) -> Result<(), JsValue> {
+        self.state().set_embeddings(&photo, embeddings).map_err(js_error)
+    }
+
+    /// Train, cross-validate and study every photo. `onProgress(progress)` is called after
+    /// each step: `{ phase: "training", step, maxSteps, loss, trainAccuracy }` or
+    /// `{ phase: "validating", fold, folds }`. `stop()` ends it early. Resolves to `{ model:
+    /// Uint8Array, labels, history, validation, summary, checked: [{ photo, actual, predicted,
+    /// confidence }], suspicious: [photoId], duplicates: [[photoId, photoId]], stopped }`; the
+    /// model becomes the project's classifier.
+    pub fn learn(&self, fewshot: &Fewshot, on_progress: Option<Function>) -> Promise {
+        let (state, sha256) = (self.inner.clone(), fewshot.engine.weights_sha256.clone());
         future_to_promise(async move {
-            let options: Preprocess = from_js(options)?;
-            let photo = options.apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
-            let (embedding, map) = inner.engine.embed_with_maps(&[photo]).await.map_err(js_error)?;
-            let result = js_sys::Object::new();
-            Reflect::set(&result, &"embedding".into(), &Float32Array::from(embedding.as_slice()))?;
-            Reflect::set(&result, &"map".into(), &Float32Array::from(map.as_slice()))?;
-            Ok(result.into())
+            state.borrow_mut().start_learning(&sha256).map_err(js_error)?;
+            let ran = run_learning(&state, on_progress).await;
+            // Always finish, so that a failed run does not block the next one.
+            let finished = state.borrow_mut().finish_learning();
+            ran?;
+            let report = finished.map_err(js_error)?;
+            let result = to_js(&report)?;
+            Reflect::set(&result, &"model".into(), &Uint8Array::from(report.model_bytes.as_slice()))?;
+            Ok(result)
         })
     }
 
-    /// The backbone's own ImageNet top-5: `[{ label, class, probability }]`.
-    pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let photo = Preprocess::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
-            let probabilities = inner.engine.imagenet(&[photo]).await.map_err(js_error)?;
-            to_js(&top_k(&probabilities, &imagenet_labels(), 5))
-        })
+    /// Stop learning: the head keeps what training reached, and is not cross-validated.
+    pub fn stop(&self) {
+        self.state().stop();
     }
 
-    /// Train a head on embeddings (`Float32Array` of n x 1280) with class indices
-    /// (`Uint32Array` of n), plus augmented variants (`Float32Array` of m x 1280) with the index
-    /// of the photo each varies (`Uint32Array` of m; both may be empty), then cross-validate it.
-    /// `onProgress(report)` runs after every step (`{ phase: "training", step, maxSteps, loss,
-    /// trainAccuracy }`) and before every fold (`{ phase: "validating", fold, folds }`, `fold` = folds done); returning
-    /// `false` stops (training then keeps what it has; validation is skipped). Resolves to
-    /// `{ model: Uint8Array, history, validation, predictions, confidence, suspicious, duplicates,
-    /// stopped }`, where `predictions[i]` is photo i's class as predicted by a head trained
-    /// without it and `duplicates` lists pairs `[i, j]` of nearly identical photos.
-    #[allow(clippy::too_many_arguments)]
-    pub fn train(
-        &self,
-        labels: Vec<String>,
-        embeddings: Vec<f32>,
-        targets: Vec<u32>,
-        variants: Vec<f32>,
-        variant_of: Vec<u32>,
-        config: JsValue,
-        seeing: JsValue,
-        on_progress: Option<Function>,
-    ) -> Promise {
-        let sha256 = self.inner.engine.weights_sha256.clone();
+    /// Use a saved model file (`Uint8Array`), or none with `null`.
+    #[wasm_bindgen(js_name = setModel)]
+    pub fn set_model(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {
+        self.state().set_model(bytes.as_deref()).map_err(js_error)
+    }
+
+    /// The model's labels, backbone sha256, views, cross-validated figures, creation time;
+    /// `null` before training.
+    #[wasm_bindgen(getter, js_name = modelInfo)]
+    pub fn model_info(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.state().classifier().map(|c| c.info().clone()))
+    }
+
+    /// Classify one photo (RGBA pixels) with the trained model: `{ predictions: [{ label,
+    /// class, probability }] (most likely first), unfamiliar: { score, threshold, unfamiliar }
+    /// | null, heatmap: { values: 49 values in [0, 1], row by row, where the model saw the best
+    /// class; framing: how the photo became the square they cover } }`.
+    pub fn classify(&self, fewshot: &Fewshot, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let (state, engine) = (self.inner.clone(), fewshot.engine.clone());
         future_to_promise(async move {
-            let config: TrainConfig = from_js(config)?;
-            let seeing: Seeing = from_js(seeing)?;
-            let mut data = Dataset::new(labels);
-            if embeddings.len() != targets.len() * EMBEDDING_DIM {
-                return Err(js_error(Error::BadConfig("embeddings and targets differ in number".into())));
-            }
-            for (i, &t) in targets.iter().enumerate() {
-                data.push(&embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], t as usize).map_err(js_error)?;
-            }
-            if variants.len() != variant_of.len() * EMBEDDING_DIM {
-                return Err(js_error(Error::BadConfig("variants and their photos differ in number".into())));
-            }
-            for (v, &of) in variant_of.iter().enumerate() {
-                data.push_variant(&variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], of as usize).map_err(js_error)?;
-            }
-            let report = |value: JsValue| -> Result<bool, JsValue> {
-                match &on_progress {
-                    Some(callback) => Ok(callback.call1(&JsValue::NULL, &value)?.as_bool() != Some(false)),
-                    None => Ok(true),
-                }
-            };
-            let mut trainer = Trainer::new(&data, config.clone()).map_err(js_error)?;
-            let mut go_on = true;
-            while let Some(step) = trainer.step() {
-                let value = to_js(&step)?;
-                Reflect::set(&value, &"phase".into(), &"training".into())?;
-                go_on = report(value)?;
-                if !go_on {
-                    break;
+            let views = state.borrow().predict_views().map_err(js_error)?;
+            let photos = preprocessed(&rgba, width, height, &views)?;
+            let (embeddings, maps) = engine.embed_with_maps(&photos).await.map_err(js_error)?;
+            let state = state.borrow();
+            let verdict = state.classify(&embeddings).map_err(js_error)?;
+            let first_map = &maps[..maps.len() / views.len()];
+            let heatmap = state.heatmap(first_map, verdict.predictions[0].class).map_err(js_error)?;
+            let result = to_js(&verdict)?;
+            let heat = js_sys::Object::new();
+            Reflect::set(&heat, &"values".into(), &to_js(&heatmap)?)?;
+            Reflect::set(&heat, &"framing".into(), &to_js(&views[0].framing)?)?;
+            Reflect::set(&result, &"heatmap".into(), &heat)?;
+            Ok(result)
+        })
+    }
+}
+
+/// Step learning to the end, reporting each step and yielding between steps so that a stop
+/// request is handled; a step's error stops learning.
+async fn run_learning(state: &RefCell<LearningState>, on_progress: Option<Function>) -> Result<(), JsValue> {
+    loop {
+        let step = state.borrow_mut().step();
+        match step {
+            Ok(Some(progress)) => {
+                if let Some(callback) = &on_progress {
+                    if let Err(e) = callback.call1(&JsValue::NULL, &to_js(&progress)?) {
+                        state.borrow_mut().stop();
+                        return Err(e);
+                    }
                 }
                 yield_now().await;
             }
-            let trained = trainer.finish();
-            // Cross-validation: fold by fold, yielding between folds.
-            let mut validation = None;
-            if go_on {
-                if let Some(mut cv) = CrossValidator::new(&data, &config).map_err(js_error)? {
-                    let (folds, mut done) = (cv.folds, 0);
-                    loop {
-                        // Reported before each fold, so that a stop skips the work at once.
-                        let value = js_sys::Object::new();
-                        Reflect::set(&value, &"phase".into(), &"validating".into())?;
-                        Reflect::set(&value, &"fold".into(), &(done as u32).into())?;
-                        Reflect::set(&value, &"folds".into(), &(folds as u32).into())?;
-                        if !report(value.into())? {
-                            break;
-                        }
-                        yield_now().await;
-                        match cv.next_fold().map_err(js_error)? {
-                            Some(d) => done = d,
-                            None => break,
-                        }
-                    }
-                    validation = cv.finish();
-                }
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                state.borrow_mut().stop();
+                return Err(js_error(e));
             }
-            let (familiarity, duplicates) = study(&data, config.seed);
-            let model = trained.to_model(&sha256, seeing, validation.as_ref().map(|v| v.figures.clone()), familiarity);
-            let bytes = model.to_bytes().map_err(js_error)?;
-            let result = js_sys::Object::new();
-            Reflect::set(&result, &"model".into(), &Uint8Array::from(bytes.as_slice()))?;
-            Reflect::set(&result, &"history".into(), &to_js(&trained.history)?)?;
-            let figures = to_js(&model.info.validation)?;
-            if let Some(v) = &model.info.validation {
-                Reflect::set(&figures, &"summary".into(), &v.summary().into())?;
-            }
-            Reflect::set(&result, &"validation".into(), &figures)?;
-            Reflect::set(&result, &"predictions".into(), &to_js(&validation.as_ref().map(|v| &v.predictions))?)?;
-            Reflect::set(&result, &"confidence".into(), &to_js(&validation.as_ref().map(|v| &v.confidence))?)?;
-            Reflect::set(&result, &"suspicious".into(), &to_js(&validation.as_ref().map(|v| &v.suspicious))?)?;
-            Reflect::set(&result, &"stopped".into(), &trained.stopped.into())?;
-            Reflect::set(&result, &"duplicates".into(), &to_js(&duplicates)?)?;
-            Ok(result.into())
-        })
-    }
-}
-
-/// A trained classifier, loaded from a model file.
-#[wasm_bindgen]
-pub struct Classifier {
-    inner: EngineClassifier,
-}
-
-#[wasm_bindgen]
-impl Classifier {
-    /// Read a model file (the `model` bytes of a training result, or an exported file).
-    pub fn load(bytes: &[u8]) -> Result<Classifier, JsError> {
-        Ok(Classifier { inner: EngineClassifier::new(Model::from_bytes(bytes)?) })
-    }
-
-    #[wasm_bindgen(getter)]
-    pub fn labels(&self) -> Vec<String> {
-        self.inner.info().labels.clone()
-    }
-
-    /// Labels, backbone sha256, preprocessing, held-out figures, creation time.
-    #[wasm_bindgen(getter)]
-    pub fn info(&self) -> Result<JsValue, JsValue> {
-        to_js(self.inner.info())
-    }
-
-    /// How photos must be preprocessed for this model (pass to `Fewshot.embed`): the first of
-    /// its `views`.
-    #[wasm_bindgen(getter)]
-    pub fn preprocess(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.info().preprocess)
-    }
-
-    /// The views of a photo this model averages over: embed the photo with each (in order),
-    /// concatenate, and pass to `predict`.
-    #[wasm_bindgen(getter)]
-    pub fn views(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.views())
-    }
-
-    /// Every class with its probability, most likely first, for one photo: its embedding, or
-    /// the embeddings of its `views` one after the other (averaged).
-    pub fn predict(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.predict(embedding).map_err(js_error)?)
-    }
-
-    /// How unlike the training photos one embedding (of the first view) is: `{ score, threshold, unfamiliar }`
-    /// (`unfamiliar`: "none of these"), or `null` for a model trained on too few photos (or
-    /// saved by an older Fewshot) to tell.
-    pub fn judge(&self, embedding: &[f32]) -> Result<JsValue, JsValue> {
-        let first = &embedding[..embedding.len().min(EMBEDDING_DIM)];
-        let judged = self.inner.judge(first).map_err(js_error)?;
-        to_js(&judged.map(|j| j[0]))
-    }
-
-    /// Where in the photo the model saw `class`: 7x7 values in [0, 1], row by row from the top
-    /// left of the square the backbone saw, from a map of `Fewshot.embedWithMap`.
-    pub fn heatmap(&self, map: &[f32], class: u32) -> Result<Vec<f32>, JsError> {
-        Ok(self.inner.heatmap(map, class as usize)?)
-    }
-
-    /// The file's bytes again (to save it).
-    #[wasm_bindgen(js_name = toBytes)]
-    pub fn to_bytes(&self) -> Result<Vec<u8>, JsError> {
-        Ok(self.inner.model.to_bytes()?)
+        }
     }
 }

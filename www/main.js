@@ -1,9 +1,14 @@
 // Boot and events: restore the project, start the engine, and wire every control. Handlers
-// call the engine or the store, then update(); only render.js touches the DOM.
-import * as engine from "./engine.js";
+// call the engine or the store, then update(); only render.js touches the DOM. Every rule
+// (class names, what training needs, settings' limits) is the engine's: the page shows the
+// engine's error, of the kind protocol.js names.
+import { EngineClient } from "./engine.js";
+import { Op, Kind, restartFor } from "./protocol.js";
 import * as store from "./store.js";
 import * as photos from "./photos.js";
-import { state, update, allPhotos, pendingCount, newId, seeing, DEFAULT_SETTINGS } from "./state.js";
+import { state, update, allPhotos, newId, classSpecs } from "./state.js";
+
+const engine = new EngineClient();
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -14,20 +19,24 @@ function newClass(name) {
   return { id: newId(), name, photos: [] };
 }
 
-/** A stored photo; its embeddings count until the engine says which views it wants
- * (refreshViews). */
-function photoFromStored({ id, image, embeddings, variantsKey, added }) {
-  const ready = embeddings && variantsKey && (!state.views || variantsKey === JSON.stringify(state.views));
+/** A stored photo: ready while its embeddings stand (the engine says which it still wants:
+ * markWaiting). */
+function photoFromStored({ id, image, embeddings, viewsKey, added }) {
   return {
     id: id || newId(),
     added: added || Date.now(),
     image,
     url: URL.createObjectURL(image),
-    embeddings: ready ? embeddings : null,
-    variantsKey: ready ? variantsKey : null,
-    status: ready ? "ready" : "embedding",
+    embeddings: embeddings || null,
+    viewsKey: viewsKey || null,
+    status: embeddings ? "ready" : "embedding",
     message: "",
   };
+}
+
+/** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */
+function newPhoto(source, added) {
+  return { id: newId(), added, image: null, source, url: null, embeddings: null, viewsKey: null, status: "embedding", message: "" };
 }
 
 async function restore() {
@@ -41,7 +50,7 @@ async function restore() {
     update({ classes: [newClass("Class 1"), newClass("Class 2")] });
     return saveMeta();
   }
-  const settings = { ...DEFAULT_SETTINGS, ...saved.settings };
+  const settings = { ...saved.settings };
   state.settings = settings;
   update({
     settings,
@@ -72,7 +81,8 @@ function startEngine(device) {
   ready = engine
     .load({ device, onProgress: (progress) => update({ engine: { ...state.engine, progress } }) })
     .then(async (info) => {
-      await refreshViews();
+      state.schema = info.schema;
+      await seedEngine();
       update({ engine: { status: "ready", progress: 1, device: info.device, note: info.note, message: "" } });
       embedQueue();
       return info;
@@ -85,66 +95,115 @@ function startEngine(device) {
   return ready;
 }
 
-/** The GPU failed (device lost, a crashed worker): say so, and carry on on the CPU. */
-async function fallBackToCpu(error) {
-  if (state.engine.device !== "webgpu") return false;
-  engine.restart();
-  update({ notice: `The GPU stopped working (${error.message}). Continuing on the CPU; your photos are safe.` });
-  await startEngine("cpu");
-  return true;
+/** Hand the engine the project: settings, classes, the embeddings it can use, the model. */
+async function seedEngine() {
+  await applySettings(state.settings);
+  await syncClasses();
+  const stored = allPhotos()
+    .filter(({ photo }) => photo.embeddings)
+    .map(({ photo }) => ({ id: photo.id, embeddings: photo.embeddings, viewsKey: photo.viewsKey }));
+  markWaiting((await engine.call(Op.Restore, { photos: stored })).waiting);
+  if (state.model?.bytes) {
+    try {
+      await engine.call(Op.SetModel, { bytes: state.model.bytes });
+    } catch (e) {
+      update({ model: null, notice: `The saved model could not be used (${e.message}); train again.` });
+    }
+  }
 }
 
-/** Ask the engine which views photos are embedded in for the current settings (and its
- * defaults); photos embedded otherwise are embedded again. */
-async function refreshViews() {
-  const { views, defaults } = await engine.views(seeing(state.settings));
-  state.views = views;
-  state.defaults = defaults;
-  const key = JSON.stringify(views);
+/** After an error: restart the engine when the error says so (a lost GPU on the CPU), and
+ * say so. Returns true when it restarted. */
+async function recover(error) {
+  const device = restartFor(error, state.engine.device);
+  if (!device) return false;
+  engine.restart();
+  const where = device === "cpu" && state.engine.device === "webgpu" ? " on the CPU" : "";
+  update({ notice: `The engine stopped (${error.message}). Restarting it${where}; your photos are safe.` });
+  await startEngine(device).catch(() => {});
+  return true;
+}
+engine.onFatal = (error) => recover(error);
+
+/** The photos the engine has no embeddings for are embedded (again). */
+function markWaiting(ids) {
+  const waiting = new Set(ids);
   for (const { photo } of allPhotos())
-    if (photo.status === "ready" && photo.variantsKey !== key) {
+    if (waiting.has(photo.id) && photo.status === "ready") {
       photo.status = "embedding";
       photo.embeddings = null;
     }
   update({});
 }
 
+/** Tell the engine the classes; a broken rule (two classes of one name) is said, and the
+ * engine keeps the classes it had. */
+async function syncClasses() {
+  try {
+    markWaiting((await engine.call(Op.SetClasses, { classes: classSpecs() })).waiting);
+    if (state.classRule) update({ classRule: "", notice: "" });
+    return true;
+  } catch (e) {
+    if (e.kind === Kind.BadInput) update({ classRule: e.message, notice: `${e.message[0].toUpperCase()}${e.message.slice(1)}.` });
+    else recover(e);
+    return false;
+  }
+}
+
+/** Give the engine the person's settings (only those they changed); refused ones are said. */
+async function applySettings(settings) {
+  const { waiting } = await engine.call(Op.SetSettings, { settings });
+  markWaiting(waiting);
+}
+
 let embedding = false;
 
-/** Embed every photo that needs it, one at a time, persisting each. */
+/** Embed every photo that needs it, one at a time; a new photo's JPEG and every photo's
+ * embeddings are stored. */
 async function embedQueue() {
-  if (embedding || state.engine.status !== "ready" || !state.views) return;
+  if (embedding || state.engine.status !== "ready") return;
   embedding = true;
   try {
     for (;;) {
-      const next = allPhotos().find(({ photo }) => photo.status === "embedding");
+      const next = allPhotos().find(({ photo }) => photo.status === "embedding" && !photo.trying);
       if (!next) break;
       const { photo, classId } = next;
-      const wanted = state.views;
+      photo.trying = true;
       try {
-        photo.embeddings = await engine.embed(photo.image, wanted);
-        photo.variantsKey = JSON.stringify(wanted);
-        photo.status = "ready";
+        const result = await engine.call(Op.AddPhoto, { photo: photo.id, image: photo.image ?? photo.source, store: !photo.image });
+        if (result.image) {
+          photo.image = result.image;
+          photo.url = URL.createObjectURL(result.image);
+          photo.source = null;
+        }
+        Object.assign(photo, { embeddings: result.embeddings, viewsKey: result.viewsKey, status: "ready" });
       } catch (e) {
-        if (await fallBackToCpu(e)) return;
-        photo.status = "error";
-        photo.message = e.message;
-        setProblems(classId, [...(state.problems[classId] || []), `A photo could not be read: ${e.message}`]);
+        if (await recover(e)) return;
+        const owner = findClass(classId);
+        if (!owner?.photos.includes(photo)) continue; // removed meanwhile
+        setProblems(classId, [...(state.problems[classId] || []), `${photo.source?.name || "A photo"}: ${e.message}`]);
+        if (photo.image) Object.assign(photo, { status: "error", message: e.message });
+        else owner.photos = owner.photos.filter((p) => p !== photo); // never stored: nothing to keep
+        photo.source = null;
+        await syncClasses();
+      } finally {
+        photo.trying = false;
       }
-      if (findClass(classId)?.photos.includes(photo)) await store.putPhoto(photo, classId).catch(() => {});
+      const owner = state.classes.find((c) => c.photos.includes(photo));
+      if (owner && photo.image) await store.putPhoto(photo, owner.id).catch((e) => update({ notice: `Could not save a photo: ${e.message}` }));
       update({});
     }
   } finally {
     embedding = false;
   }
-  if (allPhotos().some(({ photo }) => photo.status === "embedding")) embedQueue();
+  if (allPhotos().some(({ photo }) => photo.status === "embedding" && !photo.trying)) embedQueue();
 }
 
 // ---------- adding photos ----------
 
-/** Add image files to a class (or, with folder names, to a class per folder). */
+/** Add image files to a class (or, with folder names, to a class per folder). The engine
+ * reads each (decoding it once) and says what is not a photo. */
 async function addFiles(classId, items) {
-  const problems = [];
   let added = 0;
   for (const { file, folder } of items) {
     let target = findClass(classId);
@@ -158,19 +217,11 @@ async function addFiles(classId, items) {
       }
     }
     if (!target) continue;
-    try {
-      const image = await photos.storedImage(file);
-      const photo = photoFromStored({ image, added: Date.now() + added });
-      target.photos.push(photo);
-      added++;
-      store.putPhoto(photo, target.id).catch((e) => update({ notice: `Could not save a photo: ${e.message}` }));
-      if (added % 8 === 0) update({});
-    } catch (e) {
-      problems.push(`${file.name || "pasted image"}: ${e.message}`);
-    }
+    target.photos.push(newPhoto(file, Date.now() + added++));
   }
   saveMeta();
-  update({ problems: { ...state.problems, [classId]: problems }, training: { ...state.training, error: "" } });
+  update({ problems: { ...state.problems, [classId]: [] }, training: { ...state.training, error: "" } });
+  await syncClasses();
   embedQueue();
 }
 
@@ -181,64 +232,24 @@ async function addBlobs(classId, blobs) {
 // ---------- training ----------
 
 async function train() {
-  const ready = allPhotos().filter(({ photo }) => photo.status === "ready");
-  const waiting = pendingCount();
-  if (waiting) {
-    return update({ training: { ...state.training, error: `Wait a moment: ${waiting} photo${waiting === 1 ? " is" : "s are"} still being prepared.` } });
-  }
-  const withPhotos = state.classes.filter((c) => c.photos.some((p) => p.status === "ready"));
-  if (withPhotos.length < 2) {
-    return update({
-      training: { ...state.training, error: `Training needs photos in at least two classes; ${withPhotos.length === 1 ? "only one class has" : "no class has"} photos yet.` },
-    });
-  }
-  const empty = state.classes.find((c) => !c.photos.some((p) => p.status === "ready"));
-  if (empty) {
-    return update({ training: { ...state.training, error: `“${empty.name}” has no photos: add some, or delete the class.` } });
-  }
-  const labels = state.classes.map((c) => c.name);
-  const n = ready.length;
-  const perPhoto = ready[0].photo.embeddings.length;
-  const embeddings = new Float32Array(n * 1280);
-  const targets = new Uint32Array(n);
-  const variantsArray = new Float32Array(n * (perPhoto - 1) * 1280);
-  const variantOf = new Uint32Array(n * (perPhoto - 1));
-  ready.forEach(({ photo, classIndex }, i) => {
-    embeddings.set(photo.embeddings[0], i * 1280);
-    targets[i] = classIndex;
-    for (let v = 1; v < perPhoto; v++) {
-      const at = i * (perPhoto - 1) + (v - 1);
-      variantsArray.set(photo.embeddings[v], at * 1280);
-      variantOf[at] = i;
-    }
-  });
-  const settings = state.settings;
-  const config = settings.hiddenUnits === undefined ? {} : { hiddenUnits: settings.hiddenUnits };
   const started = performance.now();
   update({ training: { running: true, history: [], validating: null, error: "" }, inspect: null });
   try {
-    const result = await engine.train(
-      { labels, embeddings, targets, variants: variantsArray, variantOf, config, seeing: seeing(settings) },
-      (report) =>
+    if (!(await syncClasses())) throw Object.assign(new Error(state.classRule), { kind: Kind.BadInput });
+    const result = await engine.call(Op.Train, {}, {
+      onProgress: (report) =>
         report.phase === "validating"
           ? update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } })
           : update({ training: { ...state.training, history: [...state.training.history, report] } }),
-    );
+    });
     const seconds = (performance.now() - started) / 1000;
-    const checkedPhotos = (result.predictions || []).map((predicted, index) => ({
-      photoId: ready[index].photo.id,
-      actual: ready[index].classIndex,
-      predicted,
-      confidence: result.confidence[index],
-    }));
     const model = {
       bytes: result.model,
-      key: newId(),
-      labels,
-      validation: result.validation,
-      checkedPhotos,
-      suspicious: (result.suspicious || []).map((index) => ready[index].photo.id),
-      duplicates: (result.duplicates || []).map(([i, j]) => [ready[i].photo.id, ready[j].photo.id]),
+      labels: result.labels,
+      validation: result.validation && { ...result.validation, summary: result.summary },
+      checkedPhotos: result.checked.map(({ photo, actual, predicted, confidence }) => ({ photoId: photo, actual, predicted, confidence })),
+      suspicious: result.suspicious,
+      duplicates: result.duplicates,
       history: result.history,
       seconds,
     };
@@ -246,8 +257,9 @@ async function train() {
     saveMeta();
     refreshPreview();
   } catch (e) {
-    update({ training: { ...state.training, running: false, error: `Training failed: ${e.message}` } });
-    fallBackToCpu(e);
+    const message = e.kind === Kind.BadInput ? `Not yet: ${e.message}.` : `Training failed: ${e.message}`;
+    update({ training: { ...state.training, running: false, error: message } });
+    recover(e);
   }
 }
 
@@ -260,13 +272,13 @@ async function classify(blob) {
   if (!state.model) return;
   try {
     await ready;
-    const image = await photos.storedImage(blob);
-    previewSource = image;
-    const { predictions, unfamiliar, heatmap } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, image);
-    if (state.preview?.url && state.preview.url !== state.preview.keep) URL.revokeObjectURL(state.preview.url);
+    previewSource = blob;
+    const { predictions, unfamiliar, heatmap, image } = await engine.call(Op.Predict, { image: blob, store: true });
+    if (state.preview?.url) URL.revokeObjectURL(state.preview.url);
     update({ preview: { predictions, unfamiliar, heatmap, url: URL.createObjectURL(image), source: "photo" } });
   } catch (e) {
     setProblems("preview", [`${blob.name || "That image"}: ${e.message}`]);
+    recover(e);
   }
 }
 
@@ -305,7 +317,7 @@ async function webcamPreviewLoop(video) {
     if (state.model && video.videoWidth) {
       try {
         const frame = await photos.webcamFrame(video);
-        const { predictions, unfamiliar, heatmap } = await engine.predict({ key: state.model.key, bytes: state.model.bytes }, frame);
+        const { predictions, unfamiliar, heatmap } = await engine.call(Op.Predict, { image: frame }, { transfer: [frame] });
         if (state.webcam.on) update({ preview: { predictions, unfamiliar, heatmap, url: null, source: "webcam" } });
       } catch (e) {
         setProblems("preview", [e.message]);
@@ -321,8 +333,7 @@ function startCapture(classId, video) {
   stopCapture();
   const grab = async () => {
     if (!video.videoWidth) return;
-    const frame = await photos.webcamFrame(video);
-    addBlobs(classId, [new File([frame], `webcam-${Date.now()}.jpg`, { type: "image/jpeg" })]);
+    addBlobs(classId, [await photos.webcamFrame(video)]);
   };
   grab();
   captureTimer = setInterval(grab, 250);
@@ -348,11 +359,12 @@ function download(blob, name) {
 async function openProject(file) {
   try {
     const project = await store.readProjectFile(file);
-    stopAllWebcams();
-    await store.clear();
-    const settings = { ...DEFAULT_SETTINGS, ...project.settings };
-    state.settings = settings;
+    const settings = { ...project.settings };
     const classes = project.classes.map((c) => ({ id: newId(), name: c.name, photos: c.photos.map(photoFromStored) }));
+    // All or nothing: the open project stays until the new one is written in one transaction.
+    await store.replace({ classes, settings, model: project.model });
+    stopAllWebcams();
+    state.settings = settings;
     update({
       classes,
       settings,
@@ -363,8 +375,7 @@ async function openProject(file) {
       problems: {},
       notice: `Opened ${file.name}: ${classes.length} classes, ${allPhotos().length} photos.`,
     });
-    for (const c of classes) for (const p of c.photos) await store.putPhoto(p, c.id);
-    saveMeta();
+    if (state.engine.status === "ready") await seedEngine();
     embedQueue();
   } catch (e) {
     update({ notice: `Could not open ${file.name}: ${e.message}. Your current project is unchanged.` });
@@ -375,9 +386,12 @@ async function openProject(file) {
 
 function wire() {
   $("add-class").addEventListener("click", () => {
-    state.classes.push(newClass(`Class ${state.classes.length + 1}`));
+    let n = state.classes.length + 1;
+    while (state.classes.some((c) => c.name === `Class ${n}`)) n++;
+    state.classes.push(newClass(`Class ${n}`));
     update({});
     saveMeta();
+    syncClasses();
     const inputs = document.querySelectorAll(".class-name");
     inputs[inputs.length - 1]?.focus();
   });
@@ -387,9 +401,10 @@ function wire() {
   list.addEventListener("input", (e) => {
     if (!e.target.matches(".class-name")) return;
     const c = findClass(classIdOf(e.target));
-    c.name = e.target.value.trim() || "Unnamed";
+    c.name = e.target.value;
     update({});
     saveMeta();
+    syncClasses();
   });
   list.addEventListener("click", (e) => {
     const id = classIdOf(e.target);
@@ -399,12 +414,14 @@ function wire() {
       store.deletePhotos(c.photos.map((p) => p.id));
       update({ classes: state.classes.filter((x) => x.id !== id) });
       saveMeta();
+      syncClasses();
     } else if (e.target.matches(".remove")) {
       const photoId = e.target.closest(".thumb").dataset.photoId;
       const c = findClass(id);
       c.photos = c.photos.filter((p) => p.id !== photoId);
       store.deletePhotos([photoId]);
       update({});
+      syncClasses();
     } else if (e.target.matches(".webcam")) {
       toggleWebcam(id);
     }
@@ -421,8 +438,9 @@ function wire() {
       from.photos = from.photos.filter((p) => p.id !== photoId);
       to.photos.push(photo);
       e.target.value = "";
-      store.putPhoto(photo, to.id);
+      if (photo.image) store.putPhoto(photo, to.id);
       update({});
+      syncClasses();
     }
     if (e.target.type === "file") e.target.value = "";
   });
@@ -476,34 +494,24 @@ function wire() {
   });
 
   $("train").addEventListener("click", train);
-  $("stop").addEventListener("click", () => engine.stop());
+  $("stop").addEventListener("click", () => engine.call(Op.Stop));
 
-  const numbers = { "hidden-units": "hiddenUnits" };
-  for (const [id, key] of Object.entries(numbers)) {
-    $(id).addEventListener("change", (e) => {
-      const value = Number(e.target.value);
-      const input = e.target;
-      if (!Number.isFinite(value) || value < Number(input.min) || value > Number(input.max)) {
-        update({ notice: `${input.parentElement.firstChild.textContent.trim()} must be between ${input.min} and ${input.max}.` });
-        input.value = state.settings[key];
-        return;
-      }
-      update({ settings: { ...state.settings, [key]: value }, notice: "" });
+  /** Settings go to the engine, which knows their limits; a refused one is said and the
+   * control shows the setting in use again. */
+  const changeSettings = async (settings) => {
+    try {
+      if (state.engine.status === "ready") await applySettings(settings);
+      update({ settings, notice: "" });
       saveMeta();
-    });
-  }
-  const changeSeeing = async (patch) => {
-    update({ settings: { ...state.settings, ...patch } });
-    saveMeta();
-    await refreshViews();
-    embedQueue();
+      embedQueue();
+    } catch (e) {
+      update({ notice: `${e.message[0].toUpperCase()}${e.message.slice(1)}.` });
+    }
   };
-  $("augment").addEventListener("change", (e) => changeSeeing({ mirror: e.target.checked }));
-  $("keep-aspect").addEventListener("change", (e) => changeSeeing({ framing: e.target.checked ? "pad" : "crop" }));
-  $("reset-settings").addEventListener("click", async () => {
-    state.settings = { ...DEFAULT_SETTINGS };
-    await changeSeeing({});
-  });
+  $("hidden-units").addEventListener("change", (e) => changeSettings({ ...state.settings, hiddenUnits: Number(e.target.value) }));
+  $("augment").addEventListener("change", (e) => changeSettings({ ...state.settings, mirror: e.target.checked }));
+  $("keep-aspect").addEventListener("change", (e) => changeSettings({ ...state.settings, framing: e.target.checked ? "pad" : "crop" }));
+  $("reset-settings").addEventListener("click", () => changeSettings({}));
 
   $("confusion").addEventListener("click", (e) => {
     const cell = e.target.closest(".cell");
@@ -530,10 +538,11 @@ function wire() {
   });
   $("new-project").addEventListener("click", async () => {
     if (allPhotos().length && !confirm("Start a new project? Save this one first if you want to keep it.")) return;
+    const classes = [newClass("Class 1"), newClass("Class 2")];
+    await store.replace({ classes, settings: {}, model: null });
     stopAllWebcams();
-    await store.clear();
-    update({ classes: [newClass("Class 1"), newClass("Class 2")], model: null, training: { running: false, history: [], error: "" }, preview: null, inspect: null, problems: {}, notice: "" });
-    saveMeta();
+    update({ classes, settings: {}, model: null, training: { running: false, history: [], error: "" }, preview: null, inspect: null, problems: {}, notice: "" });
+    if (state.engine.status === "ready") await seedEngine();
   });
 
   // Labels act as buttons for their hidden file inputs: make them work from the keyboard.

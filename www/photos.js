@@ -1,44 +1,7 @@
-// Photos in: files, folders, drops, the clipboard and the webcam become small stored images.
-// Each photo is kept as a JPEG of at most STORED_SIDE pixels: enough for the backbone's 224 px
-// (crop or pad) and for thumbnails, and small enough for thousands in IndexedDB.
+// Photos in: files, folders, drops, the clipboard and the webcam, as the person gave them.
+// The engine's worker reads each (image.js: its type from its bytes, decoded once).
 
-const STORED_SIDE = 448;
 const IMAGE_TYPES = /^image\//;
-
-/** A stored JPEG (white behind transparency) from any image Blob; throws a readable Error. */
-export async function storedImage(blob) {
-  if (blob.size === 0) throw new Error("the file is empty (0 bytes)");
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
-  } catch {
-    // The type only words the message: files are tried whatever their name says.
-    if (blob.type && !IMAGE_TYPES.test(blob.type) && blob.type !== "application/octet-stream") {
-      throw new Error(`not an image (${blob.type})`);
-    }
-    throw new Error("not a readable image (damaged, or a format this browser cannot decode)");
-  }
-  try {
-    return await toJpeg(bitmap, bitmap.width, bitmap.height);
-  } finally {
-    bitmap.close();
-  }
-}
-
-/** Draw a source (bitmap, video) scaled to fit STORED_SIDE on white and encode it as JPEG. */
-export async function toJpeg(source, width, height) {
-  if (width < 16 || height < 16) throw new Error(`the image is only ${width}x${height} pixels; use a photo at least 16x16`);
-  const scale = Math.min(1, STORED_SIDE / Math.max(width, height));
-  const w = Math.max(16, Math.round(width * scale));
-  const h = Math.max(16, Math.round(height * scale));
-  const canvas = new OffscreenCanvas(w, h);
-  const context = canvas.getContext("2d");
-  context.fillStyle = "#fff";
-  context.fillRect(0, 0, w, h);
-  context.imageSmoothingQuality = "high";
-  context.drawImage(source, 0, 0, w, h);
-  return canvas.convertToBlob({ type: "image/jpeg", quality: 0.92 });
-}
 
 /** Files from a drop: plain files, and folders read recursively. Returns
  * [{ file, folder }] where folder is the top-level folder's subfolder name, if any. */
@@ -111,7 +74,7 @@ export function stopWebcam(video) {
   video.srcObject = null;
 }
 
-/** The webcam's current picture, square-cropped, as a stored JPEG. */
+/** The webcam's current picture, as an ImageBitmap for the engine. */
 export function webcamFrame(video) {
-  return toJpeg(video, video.videoWidth, video.videoHeight);
+  return createImageBitmap(video);
 }

@@ -85,7 +85,6 @@ function renderThumbs(container, c, state) {
       el.dataset.photoId = photo.id;
       const img = document.createElement("img");
       img.alt = "";
-      img.src = photo.url;
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "remove";
@@ -95,6 +94,8 @@ function renderThumbs(container, c, state) {
       el.append(img, remove, move);
       thumbs.set(photo.id, el);
     }
+    const img = el.querySelector("img");
+    if (photo.url && img.getAttribute("src") !== photo.url) img.src = photo.url;
     el.classList.toggle("busy", photo.status === "embedding");
     el.classList.toggle("failed", photo.status === "error");
     el.title = photo.status === "error" ? photo.message : "";
@@ -150,6 +151,8 @@ function renderTraining(state) {
   const fields = { "hidden-units": "hiddenUnits" };
   for (const [id, key] of Object.entries(fields)) {
     const input = $(id);
+    const limits = state.schema?.[key];
+    if (limits) [input.min, input.max] = [limits.min, limits.max];
     if (document.activeElement !== input) input.value = setting(state, key) ?? "";
   }
   $("augment").checked = !!setting(state, "mirror");

@@ -2,25 +2,24 @@
 // ends in one render. Handlers in main.js call the engine, then update.
 import { render } from "./render.js";
 
-/** Page settings. Only what the person changed is stored: every default (the hidden layer,
- * the framing, mirroring) is the engine's, asked for when it loads (engine.defaults). */
-export const DEFAULT_SETTINGS = {};
-
 export const state = {
   /** The engine: "loading" | "ready" | "error"; device "webgpu" | "cpu". */
   engine: { status: "loading", progress: 0, device: null, note: "", message: "" },
-  /** [{ id, name, photos: [{ id, url, image: Blob, embeddings: [Float32Array] | null, status, message }] }] */
+  /** [{ id, name, photos: [{ id, url, image: Blob | null (until the engine has read it),
+   *   source (what the person gave, until then), embeddings: Float32Array | null, viewsKey,
+   *   status: "embedding" | "ready" | "error", message }] }] */
   classes: [],
   /** Messages about photos that could not be added, per class id (or "preview"). */
   problems: {},
-  settings: { ...DEFAULT_SETTINGS },
-  /** The engine's defaults ({ hiddenUnits, framing, mirror }) and the views each photo is
-   * embedded in for the current settings (null until the engine is ready). */
-  defaults: null,
-  views: null,
+  /** Only what the person changed: every default and limit is the engine's (schema). */
+  settings: {},
+  /** The engine's settings schema: { key: { kind, default, min?, max?, choices? } } (null
+   * until the engine has answered). */
+  schema: null,
   /** { running, history: [step report], validating: { fold, folds } | null, error, seconds } */
   training: { running: false, history: [], error: "" },
-  /** The trained model: { bytes: Uint8Array, key, labels, validation, checkedPhotos: [{ photoId, actual, predicted, confidence }], suspicious: [photoId] } */
+  /** The trained model: { bytes: Uint8Array, labels, validation (with summary), checkedPhotos:
+   * [{ photoId, actual, predicted, confidence }], suspicious: [photoId], duplicates, history, seconds } */
   model: null,
   /** A clicked confusion-matrix cell: { actual, predicted }. */
   inspect: null,
@@ -53,13 +52,11 @@ export function newId() {
 
 /** A setting: what the person chose, else the engine's default. */
 export function setting(s, key) {
-  return s.settings[key] ?? s.defaults?.[key];
+  return s.settings[key] ?? s.schema?.[key]?.default;
 }
 
-/** The settings that decide how photos are seen, as the engine takes them ({ framing, mirror },
- * only those the person set). */
-export function seeing(settings) {
-  const out = {};
-  for (const key of ["framing", "mirror"]) if (settings[key] !== undefined) out[key] = settings[key];
-  return out;
+/** The classes as the engine's project takes them: [{ id, name, photos: [photoId] }], the
+ * photos that could not be read left out. */
+export function classSpecs(s = state) {
+  return s.classes.map((c) => ({ id: c.id, name: c.name, photos: c.photos.filter((p) => p.status !== "error").map((p) => p.id) }));
 }

@@ -27,17 +27,31 @@ function done(transaction) {
   });
 }
 
-/** Store a photo: its image, class and embeddings. */
+/** A photo as stored: its image, class and embeddings (with the engine's key for the views
+ * they were made in). */
+const photoRecord = (photo, classId) => ({
+  id: photo.id,
+  classId,
+  added: photo.added,
+  image: photo.image,
+  embeddings: photo.embeddings ? photo.embeddings.buffer.slice(0) : null,
+  viewsKey: photo.viewsKey || null,
+});
+
+/** Embeddings as stored: one buffer (older versions kept one per view). */
+function embeddingsOf(stored) {
+  if (!stored) return null;
+  if (!Array.isArray(stored)) return new Float32Array(stored);
+  const parts = stored.map((b) => new Float32Array(b));
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+/** Store a photo. */
 export async function putPhoto(photo, classId) {
   const t = (await db()).transaction("photos", "readwrite");
-  t.objectStore("photos").put({
-    id: photo.id,
-    classId,
-    added: photo.added,
-    image: photo.image,
-    embeddings: photo.embeddings ? photo.embeddings.map((e) => e.buffer.slice(0)) : null,
-    variantsKey: photo.variantsKey || null,
-  });
+  t.objectStore("photos").put(photoRecord(photo, classId));
   return done(t);
 }
 
@@ -47,17 +61,23 @@ export async function deletePhotos(ids) {
   return done(t);
 }
 
+const metaRecord = (state) => ({ classes: state.classes.map((c) => ({ id: c.id, name: c.name })), settings: state.settings, model: state.model });
+
 /** Store everything but the photos: class names and order, settings, the model. */
 export async function putMeta(state) {
   const t = (await db()).transaction("meta", "readwrite");
-  t.objectStore("meta").put(
-    {
-      classes: state.classes.map((c) => ({ id: c.id, name: c.name })),
-      settings: state.settings,
-      model: state.model,
-    },
-    "project",
-  );
+  t.objectStore("meta").put(metaRecord(state), "project");
+  return done(t);
+}
+
+/** Replace the stored project with another ({ classes with photos, settings, model }) in one
+ * transaction: when it fails, the old one is still there, whole. */
+export async function replace(project) {
+  const t = (await db()).transaction(["meta", "photos"], "readwrite");
+  t.objectStore("meta").clear();
+  t.objectStore("photos").clear();
+  t.objectStore("meta").put(metaRecord(project), "project");
+  for (const c of project.classes) for (const p of c.photos) if (p.image) t.objectStore("photos").put(photoRecord(p, c.id));
   return done(t);
 }
 
@@ -77,19 +97,12 @@ export async function load() {
       id: p.id,
       added: p.added,
       image: p.image,
-      embeddings: p.embeddings ? p.embeddings.map((b) => new Float32Array(b)) : null,
-      variantsKey: p.variantsKey,
+      embeddings: embeddingsOf(p.embeddings),
+      viewsKey: p.viewsKey ?? null,
     });
   }
   for (const photos of byClass.values()) photos.sort((a, b) => a.added - b.added);
   return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: byClass.get(c.id) })) };
-}
-
-export async function clear() {
-  const t = (await db()).transaction(["meta", "photos"], "readwrite");
-  t.objectStore("meta").clear();
-  t.objectStore("photos").clear();
-  return done(t);
 }
 
 // A project file: "FEWSHOTP" + version byte + u32 length of a JSON manifest + the manifest +
@@ -116,8 +129,8 @@ export async function projectFile(state) {
         id: p.id,
         type: p.image.type,
         image: add(new Uint8Array(await p.image.arrayBuffer())),
-        embeddings: p.embeddings ? p.embeddings.map((e) => add(new Uint8Array(e.buffer.slice(0)))) : null,
-        variantsKey: p.variantsKey || null,
+        embeddings: p.embeddings ? add(new Uint8Array(p.embeddings.buffer.slice(0))) : null,
+        viewsKey: p.viewsKey || null,
       });
     }
     classes.push({ name: c.name, photos });
@@ -162,8 +175,8 @@ export async function readProjectFile(file) {
     photos: c.photos.map((p) => ({
       id: typeof p.id === "string" ? p.id : crypto.randomUUID(),
       image: new Blob([slice(p.image)], { type: p.type || "image/jpeg" }),
-      embeddings: p.embeddings ? p.embeddings.map((e) => new Float32Array(slice(e).buffer)) : null,
-      variantsKey: p.variantsKey || null,
+      embeddings: p.embeddings ? embeddingsOf(Array.isArray(p.embeddings[0]) ? p.embeddings.map((e) => slice(e).buffer) : slice(p.embeddings).buffer) : null,
+      viewsKey: p.viewsKey ?? null,
     })),
   }));
   const model = manifest.model ? { ...manifest.model, bytes: slice(manifest.model.bytes) } : null;

@@ -1,129 +1,128 @@
-// The engine's home: a module Web Worker that owns the wasm instance, so that embedding and
-// training never freeze the page. The page talks to it through engine.js only.
-//
-// Request:  { id, op, args }          Reply: { id, ok: true, result } | { id, ok: false, error }
-// Progress: { id, progress }          (training steps and folds, while a request runs)
-import init, { Fewshot, Classifier } from "./pkg/fewshot.js";
-
-/** Longest side a photo is decoded at: the backbone sees 224 px, and huge photos would
- * cost hundreds of MB as RGBA. */
-const MAX_SIDE = 1024;
+// The engine's home: a module Web Worker that owns the wasm instance, the backbone (Fewshot)
+// and the project's learning state (Project), so that embedding and training never freeze the
+// page. It answers the requests of protocol.js; the page talks to it through engine.js only.
+import init, { Fewshot, Project } from "./pkg/fewshot.js";
+import { Op, Kind, errorToMessage, badInput } from "./protocol.js";
+import { decode } from "./image.js";
 
 let fewshot = null;
-let stopRequested = false;
-const classifiers = new Map(); // model key -> Classifier
+let project = null;
 let wasm = null;
-/** Instantiate the wasm module once, whichever request comes first. */
-const initOnce = () => (wasm ??= init());
-
-/** Decode an image Blob to RGBA pixels, upright, at most MAX_SIDE on its longest side. */
-async function decode(blob) {
-  if (!blob || blob.size === 0) throw new Error("the file is empty (0 bytes)");
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
-  } catch {
-    throw new Error("not a readable image: the browser cannot decode this file");
-  }
-  const { width, height } = bitmap;
-  const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
-  const w = Math.max(1, Math.round(width * scale));
-  const h = Math.max(1, Math.round(height * scale));
-  const canvas = new OffscreenCanvas(w, h);
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(bitmap, 0, 0, w, h);
-  bitmap.close();
-  return { pixels: context.getImageData(0, 0, w, h).data, width: w, height: h, originalWidth: width, originalHeight: height };
+/** Instantiate the wasm module once, whichever request comes first, and make the project. */
+async function ready() {
+  await (wasm ??= init());
+  project ??= new Project();
 }
 
-/** Pixels from a Blob or from an { pixels, width, height } object. */
-async function pixelsOf(image) {
-  return image instanceof Blob ? decode(image) : image;
+/** A photo decoded once (image.js), at the engine's minimum size or more. */
+async function read(image) {
+  await ready();
+  return decode(image, Fewshot.minImageSide());
 }
 
-function classifier(model) {
-  const key = model.key;
-  if (!classifiers.has(key)) classifiers.set(key, Classifier.load(new Uint8Array(model.bytes)));
-  return classifiers.get(key);
+function engine() {
+  if (!fewshot) throw badInput("the engine is not loaded yet");
+  return fewshot;
 }
 
 const handlers = {
-  async load({ weights, device }) {
-    await initOnce();
-    fewshot = await Fewshot.create(new Uint8Array(weights), device || "auto");
+  async [Op.Load]({ weights, device }) {
+    await ready();
     const started = performance.now();
-    await fewshot.warmUp();
+    fewshot = await Fewshot.create(new Uint8Array(weights), device || "auto");
     return {
       device: fewshot.device,
       note: fewshot.deviceNote,
       sha256: fewshot.weightsSha256,
       warning: fewshot.weightsWarning ?? null,
-      warmUpMs: performance.now() - started,
+      loadMs: performance.now() - started,
     };
   },
 
-  /** The views each photo is embedded in for these settings ({ framing, mirror }), and the
-   * engine's defaults: { views, defaults }. */
-  async views({ seeing }) {
-    await initOnce();
-    return { views: Fewshot.views(seeing || {}), defaults: Fewshot.defaultSettings() };
+  async [Op.Hello]() {
+    await ready();
+    return { schema: Project.settingsSchema(), weightsSha256: Fewshot.knownWeightsSha256() };
   },
 
-  /** Embeddings of one image in several views (options of Fewshot.embed): [Float32Array]. */
-  async embed({ image, variants }) {
-    const { pixels, width, height } = await pixelsOf(image);
-    const out = [];
-    for (const options of variants || [{}]) {
-      out.push(await fewshot.embed(pixels, width, height, options));
+  async [Op.SetSettings]({ settings }) {
+    await ready();
+    project.setSettings(settings ?? {});
+    return { settings: project.settings, viewsKey: project.viewsKey, waiting: project.waiting() };
+  },
+
+  async [Op.SetClasses]({ classes }) {
+    await ready();
+    project.setClasses(classes);
+    return { waiting: project.waiting() };
+  },
+
+  async [Op.Restore]({ photos }) {
+    await ready();
+    const key = project.viewsKey;
+    for (const { id, embeddings, viewsKey } of photos || []) {
+      if (viewsKey !== key || !embeddings) continue;
+      try {
+        project.restorePhoto(id, embeddings);
+      } catch {
+        // A stored embedding that no longer fits is made again: it stays in `waiting`.
+      }
     }
-    return out;
+    return { waiting: project.waiting() };
   },
 
-  async imagenet({ image }) {
-    const { pixels, width, height } = await pixelsOf(image);
-    return fewshot.imagenet(pixels, width, height);
+  /** Decode once: the pixels every view is embedded from and, for a new photo (`store`), the
+   * JPEG to keep. */
+  async [Op.AddPhoto]({ photo, image, store }) {
+    const decoded = await read(image);
+    const viewsKey = project.viewsKey;
+    const embeddings = await project.addPhoto(engine(), photo, decoded.pixels, decoded.width, decoded.height);
+    return { image: store && decoded.stored ? await decoded.stored() : null, embeddings, viewsKey };
   },
 
-  async train({ labels, embeddings, targets, variants, variantOf, config, seeing }, progress) {
-    stopRequested = false;
-    return fewshot.train(labels, embeddings, targets, variants || new Float32Array(), variantOf || new Uint32Array(), config, seeing, (report) => {
-      progress(report);
-      return !stopRequested;
-    });
+  async [Op.Train](_, progress) {
+    return project.learn(engine(), progress);
   },
 
-  stop() {
-    stopRequested = true;
+  async [Op.Stop]() {
+    project?.stop();
   },
 
-  /** Predictions for an image with a trained model { key, bytes }:
-   * { predictions: [{ label, class, probability }], unfamiliar: { score, threshold, unfamiliar } | null,
-   *   heatmap: { values: 7x7 in [0, 1] for the best class, framing, width, height } }. */
-  async predict({ model, image }) {
-    const c = classifier(model);
-    const { pixels, width, height } = await pixelsOf(image);
-    const views = c.views;
-    const embedding = new Float32Array(views.length * 1280);
-    const first = await fewshot.embedWithMap(pixels, width, height, views[0]);
-    embedding.set(first.embedding, 0);
-    for (const [i, view] of views.entries()) if (i > 0) embedding.set(await fewshot.embed(pixels, width, height, view), i * 1280);
-    const predictions = c.predict(embedding);
-    const heatmap = { values: c.heatmap(first.map, predictions[0].class), framing: views[0].framing, width, height };
-    return { predictions, unfamiliar: c.judge(embedding) ?? null, heatmap };
+  async [Op.SetModel]({ bytes }) {
+    await ready();
+    project.setModel(bytes ?? null);
+    return project.modelInfo;
   },
 
-  modelInfo({ model }) {
-    return classifier(model).info;
+  /** The verdict on one photo; with `store`, the JPEG it was read as, to show. */
+  async [Op.Predict]({ image, store }) {
+    const decoded = await read(image);
+    const { pixels, width, height } = decoded;
+    const verdict = await project.classify(engine(), pixels, width, height);
+    verdict.heatmap = { ...verdict.heatmap, width, height };
+    return { ...verdict, image: store && decoded.stored ? await decoded.stored() : null };
+  },
+
+  async [Op.ImageNet]({ image }) {
+    const { pixels, width, height } = await read(image);
+    return engine().imagenet(pixels, width, height);
   },
 };
 
 self.onmessage = async ({ data: { id, op, args } }) => {
   try {
-    if (!handlers[op]) throw new Error(`unknown request ${op}`);
-    if (op !== "load" && op !== "stop" && op !== "modelInfo" && op !== "views" && !fewshot) throw new Error("the engine is not loaded yet");
+    if (!Object.hasOwn(handlers, op)) throw badInput(`unknown request ${op}`);
     const result = await handlers[op](args || {}, (progress) => self.postMessage({ id, progress }));
     self.postMessage({ id, ok: true, result });
   } catch (e) {
-    self.postMessage({ id, ok: false, error: e && e.message ? e.message : String(e) });
+    const error = errorToMessage(e);
+    self.postMessage({ id, ok: false, error });
+    // A trap leaves the wasm instance unusable: every later request would fail or hang.
+    if (e instanceof WebAssembly.RuntimeError) self.postMessage({ fatal: { kind: Kind.Internal, message: error.message } });
   }
 };
+
+// Errors outside a request (a trap in a callback the engine scheduled) end the worker too.
+self.addEventListener("error", (event) => self.postMessage({ fatal: { kind: Kind.Internal, message: event.message || "the engine crashed" } }));
+self.addEventListener("unhandledrejection", (event) => {
+  if (event.reason instanceof WebAssembly.RuntimeError) self.postMessage({ fatal: errorToMessage(event.reason) });
+});

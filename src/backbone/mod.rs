@@ -19,8 +19,15 @@ use tflite::{ConvOp, Op};
 pub const EMBEDDING_DIM: usize = 1280;
 /// Classes of the backbone's own classifier (index 0 is "background").
 pub const IMAGENET_CLASSES: usize = 1001;
-/// sha256 of the published `mobilenet_v2_1.0_224_quant.tflite`.
-pub const KNOWN_SHA256: &str = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776";
+/// sha256 of the published `mobilenet_v2_1.0_224_quant.tflite`, from `weights.sha256` (in
+/// `sha256sum` format), which `build.sh` checks downloads against and the page asks the engine for.
+pub const KNOWN_SHA256: &str = {
+    let (hash, _) = include_str!("weights.sha256").as_bytes().split_at(64);
+    match std::str::from_utf8(hash) {
+        Ok(hash) => hash,
+        Err(_) => panic!("weights.sha256 must start with a hex sha256"),
+    }
+};
 
 /// The backbone's 1001 ImageNet class names, short form ("macaw", not "macaw, ara").
 pub fn imagenet_labels() -> Vec<String> {

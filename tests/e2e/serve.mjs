@@ -1,7 +1,10 @@
 // A static file server for www/: the right MIME types (application/wasm), gzip where the
-// browser accepts it, and ETags so that a warm visit transfers almost nothing.
+// browser accepts it, ETags so that a warm visit transfers almost nothing, and the page's
+// Content-Security-Policy as a header on every file (so that the worker has it too), read from
+// the <meta> of DIR/index.html: one policy, written once.
 // Usage: node serve.mjs DIR PORT   (binds 127.0.0.1). Also imported by the tests.
 import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -31,6 +34,7 @@ const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".wasm", 
  * "/bench/" to other folders (used by the benchmark only). */
 export function serve(dir, port = 0, mounts = {}) {
   const root = resolve(dir);
+  const policy = contentSecurityPolicy(root);
   const cache = new Map(); // path -> { mtime, etag, body, gzipped }
   const server = createServer(async (req, res) => {
     try {
@@ -58,7 +62,8 @@ export function serve(dir, port = 0, mounts = {}) {
         };
         cache.set(path, entry);
       }
-      const headers = { "Content-Type": entry.type, ETag: entry.etag, "Cache-Control": "no-cache" };
+      const headers = { "Content-Type": entry.type, ETag: entry.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" };
+      if (policy && !mount) headers["Content-Security-Policy"] = policy;
       if (req.headers["if-none-match"] === entry.etag) {
         res.writeHead(304, headers);
         return res.end();
@@ -75,6 +80,16 @@ export function serve(dir, port = 0, mounts = {}) {
     }
   });
   return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
+}
+
+/** The policy of the <meta http-equiv="Content-Security-Policy"> in root/index.html, if any. */
+export function contentSecurityPolicy(root) {
+  try {
+    const html = readFileSync(join(root, "index.html"), "utf8");
+    return html.match(/http-equiv="Content-Security-Policy"\s+content="([^"]+)"/)?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
