@@ -81,6 +81,10 @@ impl Learning {
             }
             self.trained = self.trainer.take().map(Trainer::finish);
             self.validator = CrossValidator::new(&self.data, &self.config)?;
+            // Said before the first fold runs, so that a stop skips all of them at once.
+            if let Some(validator) = &self.validator {
+                return Ok(Some(Progress::Validating { fold: 0, folds: validator.folds }));
+            }
         }
         if let Some(validator) = &mut self.validator {
             let folds = validator.folds;
@@ -163,7 +167,7 @@ mod tests {
             .unwrap();
         let first_fold = phases.iter().position(|&training| !training).unwrap();
         assert!(first_fold > 0 && phases[first_fold..].iter().all(|&t| !t), "training, then folds only");
-        assert_eq!(phases.len() - first_fold, 5, "45 photos: 5 folds");
+        assert_eq!(phases.len() - first_fold, 6, "45 photos: 5 folds, announced before the first");
         assert!(!learned.stopped);
         assert!(learned.model.info.validation.is_some());
         assert_eq!(learned.history.len(), first_fold);

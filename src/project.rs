@@ -132,6 +132,8 @@ pub struct Verdict {
 #[derive(Default)]
 pub struct Project {
     classes: Vec<ClassSpec>,
+    /// Every photo id in `classes`, for checks that must not walk every class.
+    photo_ids: HashSet<String>,
     embeddings: HashMap<String, Vec<f32>>,
     settings: Settings,
     learning: Option<(Learning, Vec<String>)>,
@@ -192,11 +194,11 @@ impl Project {
                 return Err(Error::BadClasses(format!("two classes are called \"{name}\": give each its own name")));
             }
             if class.id.is_empty() || class.id.len() > MAX_ID_BYTES || !ids.insert(class.id.as_str()) {
-                return Err(Error::BadClasses("each class needs its own id".into()));
+                return Err(Error::BadClasses(format!("each class needs its own id (1 to {MAX_ID_BYTES} bytes)")));
             }
             for photo in &class.photos {
                 if photo.is_empty() || photo.len() > MAX_ID_BYTES || !photos.insert(photo.as_str()) {
-                    return Err(Error::BadClasses("each photo needs its own id, and can be in one class only".into()));
+                    return Err(Error::BadClasses(format!("each photo needs its own id (1 to {MAX_ID_BYTES} bytes), and can be in one class only")));
                 }
             }
         }
@@ -204,13 +206,19 @@ impl Project {
             return Err(Error::BadClasses(format!("a project can have at most {MAX_PHOTOS} photos, not {}", photos.len())));
         }
         self.embeddings.retain(|id, _| photos.contains(id.as_str()));
+        self.photo_ids = photos.into_iter().map(str::to_string).collect();
         self.classes = classes.into_iter().map(|c| ClassSpec { name: c.name.trim().to_string(), ..c }).collect();
         Ok(())
     }
 
+    /// Whether a photo is in one of the classes.
+    pub fn has_photo(&self, photo: &str) -> bool {
+        self.photo_ids.contains(photo)
+    }
+
     /// Store a photo's embeddings: one per view of [`Project::views`], one after the other.
     pub fn set_embeddings(&mut self, photo: &str, embeddings: Vec<f32>) -> Result<()> {
-        if !self.classes.iter().any(|c| c.photos.iter().any(|p| p == photo)) {
+        if !self.photo_ids.contains(photo) {
             return Err(Error::BadConfig("that photo is not in any class (it may have been removed)".into()));
         }
         let want = self.views().len() * EMBEDDING_DIM;

@@ -105,6 +105,26 @@ impl Fewshot {
         future_to_promise(async move { Ok(Fewshot::load(weights, device).await?.into()) })
     }
 
+    /// The embeddings (`Float32Array` of count x 1280) of `count` photos of the same size,
+    /// their RGBA pixels one after the other, seen as the defaults see them (centre crop), in
+    /// one backbone call: for research and benchmarks; a project embeds with `addPhoto`.
+    pub fn embed(&self, rgba: Vec<u8>, count: u32, width: u32, height: u32) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            let size = Rgba::byte_len(width, height).map_err(js_error)?;
+            if count == 0 || rgba.len() != size.saturating_mul(count as usize) {
+                return Err(js_error(Error::BadPixels { width, height, got: rgba.len() / count.max(1) as usize }));
+            }
+            let photos = rgba
+                .chunks_exact(size)
+                .map(|pixels| Ok(Preprocess::default().apply(Rgba::new(pixels, width, height)?)))
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(js_error)?;
+            let embeddings = engine.embed(&photos).await.map_err(js_error)?;
+            Ok(Float32Array::from(embeddings.as_slice()).into())
+        })
+    }
+
     /// The backbone's own ImageNet top-5 for RGBA pixels: `[{ label, class, probability }]`.
     pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let engine = self.engine.clone();
@@ -243,6 +263,12 @@ impl Project {
     pub fn set_classes(&self, classes: JsValue) -> Result<(), JsValue> {
         let classes: Vec<ClassSpec> = from_js(classes)?;
         self.state().set_classes(classes).map_err(js_error)
+    }
+
+    /// Whether a photo is in one of the classes.
+    #[wasm_bindgen(js_name = hasPhoto)]
+    pub fn has_photo(&self, photo: String) -> bool {
+        self.state().has_photo(&photo)
     }
 
     /// Ids of the photos that still need `addPhoto` (or `restorePhoto`), in class order.

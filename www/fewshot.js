@@ -48,6 +48,7 @@ async function transferable(input) {
 /** A trained model, ready to classify. */
 class Model {
   #client;
+  #disposed = false;
 
   constructor(client, info) {
     this.#client = client;
@@ -66,13 +67,15 @@ class Model {
   /** The full verdict: { predictions, unfamiliar: { score, threshold, unfamiliar } | null
    * ("none of these"), heatmap: { values (7x7), framing, width, height } }. */
   async classify(input) {
+    if (this.#disposed) throw new FewshotError(Kind.BadInput, "this model was disposed: load it again");
     const { image, transfer } = await transferable(input);
     const { predictions, unfamiliar, heatmap } = await this.#client.call(Op.Predict, { image }, { transfer });
     return { predictions: predictions.map(({ label, probability }) => ({ label, probability })), unfamiliar, heatmap };
   }
 
-  /** Stop the worker; the model cannot be used afterwards. */
+  /** Stop the worker (a prediction under way rejects); the model cannot be used afterwards. */
   dispose() {
+    this.#disposed = true;
     this.#client.restart();
   }
 }

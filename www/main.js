@@ -19,24 +19,15 @@ function newClass(name) {
   return { id: newId(), name, photos: [] };
 }
 
-/** A stored photo: ready while its embeddings stand (the engine says which it still wants:
- * markWaiting). */
-function photoFromStored({ id, image, embeddings, viewsKey, added }) {
-  return {
-    id: id || newId(),
-    added: added || Date.now(),
-    image,
-    url: URL.createObjectURL(image),
-    embeddings: embeddings || null,
-    viewsKey: viewsKey || null,
-    status: embeddings ? "ready" : "embedding",
-    message: "",
-  };
+/** A stored photo: ready unless the engine says it wants it embedded (markWaiting). Its
+ * embeddings live in the engine's worker, not here. */
+function photoFromStored({ id, image, added }) {
+  return { id: id || newId(), added: added || Date.now(), image, status: "ready", message: "" };
 }
 
 /** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */
 function newPhoto(source, added) {
-  return { id: newId(), added, image: null, source, url: null, embeddings: null, viewsKey: null, status: "embedding", message: "" };
+  return { id: newId(), added, image: null, source, status: "embedding", message: "" };
 }
 
 async function restore() {
@@ -95,14 +86,12 @@ function startEngine(device) {
   return ready;
 }
 
-/** Hand the engine the project: settings, classes, the embeddings it can use, the model. */
+/** Hand the engine the project: settings, classes, the model; it reads the stored embeddings
+ * itself and says which photos still need embedding. */
 async function seedEngine() {
   await applySettings(state.settings);
   await syncClasses();
-  const stored = allPhotos()
-    .filter(({ photo }) => photo.embeddings)
-    .map(({ photo }) => ({ id: photo.id, embeddings: photo.embeddings, viewsKey: photo.viewsKey }));
-  markWaiting((await engine.call(Op.Restore, { photos: stored })).waiting);
+  markWaiting((await engine.call(Op.Restore)).waiting);
   if (state.model?.bytes) {
     try {
       await engine.call(Op.SetModel, { bytes: state.model.bytes });
@@ -125,14 +114,11 @@ async function recover(error) {
 }
 engine.onFatal = (error) => recover(error);
 
-/** The photos the engine has no embeddings for are embedded (again). */
+/** The photos the engine has no embeddings for, after a settings change or a restore, are
+ * embedded (again). */
 function markWaiting(ids) {
   const waiting = new Set(ids);
-  for (const { photo } of allPhotos())
-    if (waiting.has(photo.id) && photo.status === "ready") {
-      photo.status = "embedding";
-      photo.embeddings = null;
-    }
+  for (const { photo } of allPhotos()) if (waiting.has(photo.id) && photo.status === "ready") photo.status = "embedding";
   update({});
 }
 
@@ -140,7 +126,7 @@ function markWaiting(ids) {
  * engine keeps the classes it had. */
 async function syncClasses() {
   try {
-    markWaiting((await engine.call(Op.SetClasses, { classes: classSpecs() })).waiting);
+    await engine.call(Op.SetClasses, { classes: classSpecs() });
     if (state.classRule) update({ classRule: "", notice: "" });
     return true;
   } catch (e) {
@@ -152,7 +138,8 @@ async function syncClasses() {
 
 /** Give the engine the person's settings (only those they changed); refused ones are said. */
 async function applySettings(settings) {
-  const { waiting } = await engine.call(Op.SetSettings, { settings });
+  const { waiting, viewsKey } = await engine.call(Op.SetSettings, { settings });
+  state.viewsKey = viewsKey;
   markWaiting(waiting);
 }
 
@@ -171,12 +158,8 @@ async function embedQueue() {
       photo.trying = true;
       try {
         const result = await engine.call(Op.AddPhoto, { photo: photo.id, image: photo.image ?? photo.source, store: !photo.image });
-        if (result.image) {
-          photo.image = result.image;
-          photo.url = URL.createObjectURL(result.image);
-          photo.source = null;
-        }
-        Object.assign(photo, { embeddings: result.embeddings, viewsKey: result.viewsKey, status: "ready" });
+        if (result.image) Object.assign(photo, { image: result.image, source: null });
+        photo.status = "ready";
       } catch (e) {
         if (await recover(e)) return;
         const owner = findClass(classId);
@@ -360,9 +343,10 @@ async function openProject(file) {
   try {
     const project = await store.readProjectFile(file);
     const settings = { ...project.settings };
-    const classes = project.classes.map((c) => ({ id: newId(), name: c.name, photos: c.photos.map(photoFromStored) }));
+    const opened = project.classes.map((c) => ({ id: newId(), name: c.name, photos: c.photos.map((p, i) => ({ ...p, added: i })) }));
     // All or nothing: the open project stays until the new one is written in one transaction.
-    await store.replace({ classes, settings, model: project.model });
+    await store.replace({ classes: opened, settings, model: project.model });
+    const classes = opened.map((c) => ({ ...c, photos: c.photos.map(photoFromStored) }));
     stopAllWebcams();
     state.settings = settings;
     update({

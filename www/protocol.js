@@ -16,9 +16,10 @@ export const Op = Object.freeze({
   SetSettings: "setSettings",
   /** { classes: [{ id, name, photos: [photoId] }] } → { waiting: [photoId] } */
   SetClasses: "setClasses",
-  /** { photo, image: Blob | ImageBitmap, store } → { image: Blob (the JPEG to keep, with store) | null, embeddings, viewsKey } */
+  /** { photo, image: Blob | ImageBitmap, store } → { image: Blob (the JPEG to keep, with store) | null, kept }
+   * (the embeddings are kept by the worker, in IndexedDB: kept says whether that worked) */
   AddPhoto: "addPhoto",
-  /** { photos: [{ id, embeddings, viewsKey }] } → { waiting: [photoId] } */
+  /** {} → { waiting: [photoId], orphans }: the worker reads the stored embeddings itself */
   Restore: "restore",
   /** {} → the learning report (progress messages meanwhile) */
   Train: "train",

@@ -9,6 +9,7 @@ const cards = new Map(); // class id -> card element
 const thumbs = new Map(); // photo id -> thumbnail element
 
 export function render(state) {
+  lastState = state;
   renderEngine(state);
   renderClasses(state);
   renderTraining(state);
@@ -68,6 +69,8 @@ function renderClasses(state) {
       cards.delete(id);
     }
   }
+  const photoIds = new Set(state.classes.flatMap((c) => c.photos.map((p) => p.id)));
+  for (const id of [...thumbs.keys()]) if (!photoIds.has(id)) forget(id);
 }
 
 function problemItem(message) {
@@ -76,33 +79,48 @@ function problemItem(message) {
   return li;
 }
 
+/** Thumbnail grid geometry, in pixels (style.css sizes .thumb the same). */
+const THUMB = 56;
+const GAP = 6;
+const STEP = THUMB + GAP;
+/** Rows a class shows before its grid scrolls. */
+const ROWS_SHOWN = 4;
+
+/** A class's thumbnails, virtualised: only the rows in view of the grid's scroll window hold
+ * an element and an object URL, so that a class of 10,000 photos costs what a screenful does.
+ * Scrolling the grid renders again (wired once per grid). */
 function renderThumbs(container, c, state) {
-  const wanted = c.photos.map((photo) => {
-    let el = thumbs.get(photo.id);
-    if (!el) {
-      el = document.createElement("figure");
-      el.className = "thumb";
-      el.dataset.photoId = photo.id;
-      const img = document.createElement("img");
-      img.alt = "";
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove";
-      remove.textContent = "✕";
-      const move = document.createElement("select");
-      move.className = "move";
-      el.append(img, remove, move);
-      thumbs.set(photo.id, el);
-    }
-    const img = el.querySelector("img");
-    if (photo.url && img.getAttribute("src") !== photo.url) img.src = photo.url;
+  if (!container.dataset.wired) {
+    container.dataset.wired = "1";
+    container.addEventListener("scroll", () => requestAnimationFrame(() => lastState && renderThumbs(container, classOf(container), lastState)), { passive: true });
+  }
+  const columns = Math.max(1, Math.floor((container.clientWidth + GAP) / STEP) || 6);
+  const rows = Math.ceil(c.photos.length / columns);
+  container.style.height = `${Math.min(rows, ROWS_SHOWN) * STEP}px`;
+  container.hidden = c.photos.length === 0;
+  let sizer = container.querySelector(".sizer");
+  if (!sizer) {
+    sizer = document.createElement("div");
+    sizer.className = "sizer";
+    container.append(sizer);
+  }
+  sizer.style.height = `${rows * STEP}px`;
+  const first = Math.max(0, Math.floor(container.scrollTop / STEP) - 1);
+  const last = Math.min(rows, Math.ceil((container.scrollTop + ROWS_SHOWN * STEP) / STEP) + 1);
+  const shown = new Set();
+  const options = [["", "Move to…"], ...state.classes.filter((o) => o.id !== c.id).map((o) => [o.id, o.name])];
+  for (let i = first * columns; i < Math.min(c.photos.length, last * columns); i++) {
+    const photo = c.photos[i];
+    shown.add(photo.id);
+    const el = thumbFor(photo, container);
+    el.style.transform = `translate(${(i % columns) * STEP}px, ${Math.floor(i / columns) * STEP}px)`;
     el.classList.toggle("busy", photo.status === "embedding");
     el.classList.toggle("failed", photo.status === "error");
     el.title = photo.status === "error" ? photo.message : "";
+    const img = el.querySelector("img");
+    if (photo.image && !img.getAttribute("src")) img.src = urlOf(photo);
     el.querySelector(".remove").setAttribute("aria-label", `Remove photo from ${c.name}`);
     const move = el.querySelector(".move");
-    move.setAttribute("aria-label", "Move this photo to another class");
-    const options = [["", "Move to…"], ...state.classes.filter((o) => o.id !== c.id).map((o) => [o.id, o.name])];
     if (move.dataset.options !== JSON.stringify(options)) {
       move.dataset.options = JSON.stringify(options);
       move.replaceChildren(
@@ -115,17 +133,54 @@ function renderThumbs(container, c, state) {
       );
     }
     move.hidden = options.length === 1;
-    return el;
-  });
-  wanted.forEach((el, i) => {
-    if (container.children[i] !== el) container.insertBefore(el, container.children[i] || null);
-  });
-  while (container.children.length > wanted.length) {
-    const last = container.lastElementChild;
-    if (!c.photos.some((p) => p.id === last.dataset.photoId)) thumbs.delete(last.dataset.photoId);
-    last.remove();
+  }
+  for (const el of [...container.querySelectorAll(".thumb")]) {
+    if (shown.has(el.dataset.photoId)) continue;
+    forget(el.dataset.photoId);
   }
 }
+
+/** The element of a photo's thumbnail in `container`, made (or moved there) when needed. */
+function thumbFor(photo, container) {
+  let el = thumbs.get(photo.id);
+  if (!el) {
+    el = document.createElement("figure");
+    el.className = "thumb";
+    el.dataset.photoId = photo.id;
+    const img = document.createElement("img");
+    img.alt = "";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "✕";
+    const move = document.createElement("select");
+    move.className = "move";
+    move.setAttribute("aria-label", "Move this photo to another class");
+    el.append(img, remove, move);
+    thumbs.set(photo.id, el);
+  }
+  if (el.parentElement !== container) container.append(el);
+  return el;
+}
+
+/** Object URLs of the photos shown, by photo id: made when shown, revoked when not. */
+const urls = new Map();
+function urlOf(photo) {
+  if (!urls.has(photo.id)) urls.set(photo.id, { url: URL.createObjectURL(photo.image), image: photo.image });
+  return urls.get(photo.id).url;
+}
+
+/** A photo's thumbnail leaves the screen: its element and its object URL go. */
+function forget(photoId) {
+  thumbs.get(photoId)?.remove();
+  thumbs.delete(photoId);
+  const u = urls.get(photoId);
+  if (u) URL.revokeObjectURL(u.url);
+  urls.delete(photoId);
+}
+
+let lastState = null;
+const classOf = (container) => lastState.classes.find((c) => c.id === container.closest("[data-class-id]")?.dataset.classId) ?? { photos: [] };
 
 function renderTraining(state) {
   const { training, model, engine } = state;
@@ -222,18 +277,20 @@ function renderResults(state) {
 
   const inspect = $("inspect");
   inspect.hidden = !state.inspect;
+  if (!state.inspect) inspectUrlsFor([]);
   if (state.inspect) {
     const { actual, predicted } = state.inspect;
-    const urls = new Map(state.classes.flatMap((c) => c.photos.map((p) => [p.id, p.url])));
-    const photos = (model.checkedPhotos || []).filter((p) => p.actual === actual && p.predicted === predicted && urls.has(p.photoId));
+    const images = new Map(state.classes.flatMap((c) => c.photos.filter((p) => p.image).map((p) => [p.id, p.image])));
+    const photos = (model.checkedPhotos || []).filter((p) => p.actual === actual && p.predicted === predicted && images.has(p.photoId));
     const title = document.createElement("p");
     title.textContent = `${photos.length} photo${photos.length === 1 ? "" : "s"} of “${labels[actual]}” predicted as “${labels[predicted]}” by a model trained without ${photos.length === 1 ? "it" : "them"}`;
+    const shown = inspectUrlsFor(photos.slice(0, MAX_INSPECTED).map((p) => images.get(p.photoId)));
     const grid = document.createElement("div");
     grid.className = "thumbs";
     grid.append(
-      ...photos.map((p) => {
+      ...photos.slice(0, MAX_INSPECTED).map((p) => {
         const img = document.createElement("img");
-        img.src = urls.get(p.photoId);
+        img.src = shown.get(images.get(p.photoId));
         img.alt = "";
         img.className = "thumb-img";
         return img;
@@ -241,6 +298,17 @@ function renderResults(state) {
     );
     inspect.replaceChildren(title, grid);
   }
+}
+
+/** The photos behind a confusion-matrix cell: at most this many shown. */
+const MAX_INSPECTED = 120;
+/** Object URLs of the inspected photos, by Blob: kept while shown, revoked after. */
+let inspectUrls = new Map();
+function inspectUrlsFor(blobs) {
+  const next = new Map(blobs.map((b) => [b, inspectUrls.get(b) ?? URL.createObjectURL(b)]));
+  for (const [b, url] of inspectUrls) if (!next.has(b)) URL.revokeObjectURL(url);
+  inspectUrls = next;
+  return next;
 }
 
 function row(cell, texts) {

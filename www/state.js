@@ -16,6 +16,8 @@ export const state = {
   /** The engine's settings schema: { key: { kind, default, min?, max?, choices? } } (null
    * until the engine has answered). */
   schema: null,
+  /** The engine's key for the views photos are embedded in (stored with each embedding). */
+  viewsKey: null,
   /** { running, history: [step report], validating: { fold, folds } | null, error, seconds } */
   training: { running: false, history: [], error: "" },
   /** The trained model: { bytes: Uint8Array, labels, validation (with summary), checkedPhotos:

@@ -4,6 +4,7 @@
 import init, { Fewshot, Project } from "./pkg/fewshot.js";
 import { Op, Kind, errorToMessage, badInput } from "./protocol.js";
 import { decode } from "./image.js";
+import * as store from "./store.js";
 
 let fewshot = null;
 let project = null;
@@ -56,27 +57,35 @@ const handlers = {
     return { waiting: project.waiting() };
   },
 
-  async [Op.Restore]({ photos }) {
+  /** Take the stored embeddings of the project's photos (IndexedDB, read here: they never
+   * cross to the page), and forget those of photos no longer in it (orphans of a reload in the
+   * middle of adding). Resolves to the photos still to embed. */
+  async [Op.Restore]() {
     await ready();
     const key = project.viewsKey;
-    for (const { id, embeddings, viewsKey } of photos || []) {
-      if (viewsKey !== key || !embeddings) continue;
+    const orphans = [];
+    for (const { id, viewsKey, embeddings } of await store.readEmbeddings()) {
+      if (viewsKey !== key) continue;
       try {
         project.restorePhoto(id, embeddings);
       } catch {
-        // A stored embedding that no longer fits is made again: it stays in `waiting`.
+        // Not in any class: an orphan. (One that no longer fits is made again: it stays waiting.)
+        if (!project.hasPhoto(id)) orphans.push(id);
       }
     }
-    return { waiting: project.waiting() };
+    await store.deleteEmbeddings(orphans).catch(() => {});
+    return { waiting: project.waiting(), orphans: orphans.length };
   },
 
   /** Decode once: the pixels every view is embedded from and, for a new photo (`store`), the
    * JPEG to keep. */
-  async [Op.AddPhoto]({ photo, image, store }) {
+  async [Op.AddPhoto]({ photo, image, store: keep }) {
     const decoded = await read(image);
     const viewsKey = project.viewsKey;
     const embeddings = await project.addPhoto(engine(), photo, decoded.pixels, decoded.width, decoded.height);
-    return { image: store && decoded.stored ? await decoded.stored() : null, embeddings, viewsKey };
+    // Kept here, so that a reload finds them; a storage failure only costs embedding again.
+    const kept = await store.putEmbeddings(photo, viewsKey, embeddings).then(() => true, () => false);
+    return { image: keep && decoded.stored ? await decoded.stored() : null, kept };
   },
 
   async [Op.Train](_, progress) {

@@ -24,9 +24,9 @@ const BASE_FLAGS = [
 ];
 const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
 
-/** Serve www/ on a free port: { server, origin }. */
-export async function startServer(mounts = {}) {
-  const server = await serve(join(ROOT, "www"), 0, mounts);
+/** Serve www/ (or another build of it: `www`) on a free port: { server, origin }. */
+export async function startServer(mounts = {}, www = join(ROOT, "www")) {
+  const server = await serve(www, 0, mounts);
   return { server, origin: `http://127.0.0.1:${server.address().port}` };
 }
 

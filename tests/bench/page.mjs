@@ -1,0 +1,128 @@
+// `node tests/bench/page.mjs [WWW]`: the page's own costs, in headless Chromium on the CPU path
+// (no WebGPU, so that every figure is the same engine), for the www/ folder given (default this
+// checkout's; another build of it measures "before"). Prints one JSON object and a table:
+//  - engineMsPerPhoto: the engine alone embedding one clothing photo in every view the page
+//    uses (the wasm module called directly, median of 5 after a warm-up)
+//  - pageMsPerPhoto: the same photos added through the page (files chosen on a class card
+//    until every thumbnail is ready), per photo
+//  - a generated project of N photos (default 10,000) opened by a reload: time until every
+//    class shows its count, time until the engine has every embedding (training possible),
+//    JS heap, DOM nodes, object URLs never counted (not observable), IndexedDB size.
+import { readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startServer, launch, SHARED } from "../e2e/browser.mjs";
+
+const www = process.argv[2] ? resolve(process.argv[2]) : undefined;
+const N = Number(process.env.PHOTOS || 10000);
+const ADD = Number(process.env.ADD || 30);
+const { server, origin } = await startServer({ "/shared/": SHARED }, www);
+const out = { www: www || "www" };
+const dir = join(SHARED, "datasets/clothing-small/train/shirt");
+const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
+
+// 1. The engine alone, then the same photos through the page, in one profile.
+{
+  const { context } = await launch({ webgpu: false });
+  const page = await context.newPage();
+  await page.goto(`${origin}/?device=cpu`);
+  await page.waitForFunction(() => document.body.dataset.engine === "cpu", null, { timeout: 300_000 });
+  out.engineMsPerPhoto = await page.evaluate(async (url) => {
+    const pkg = await import("/pkg/fewshot.js");
+    await pkg.default();
+    const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
+    const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+    const { data, width, height } = canvas.getContext("2d").getImageData(0, 0, bitmap.width, bitmap.height);
+    const times = [];
+    if (pkg.Project) {
+      const f = await pkg.Fewshot.create(weights, "cpu");
+      const project = new pkg.Project();
+      project.setClasses([{ id: "c", name: "c", photos: ["p"] }]);
+      for (let i = 0; i < 6; i++) {
+        const t = performance.now();
+        await project.addPhoto(f, "p", data, width, height);
+        times.push(performance.now() - t);
+      }
+    } else {
+      // The first version's API: one call a view.
+      const f = await pkg.Fewshot.create(weights, "cpu");
+      const views = pkg.Fewshot.views({});
+      for (let i = 0; i < 6; i++) {
+        const t = performance.now();
+        for (const view of views) await f.embed(data, width, height, view);
+        times.push(performance.now() - t);
+      }
+    }
+    return times.slice(1).sort((a, b) => a - b)[2];
+  }, `/shared/${dir.slice(SHARED.length + 1)}/${readdirSync(dir).sort()[0]}`);
+  const t = Date.now();
+  await page.locator(".class-card").first().locator(".file-input").setInputFiles(files);
+  await page.waitForFunction((n) => document.querySelector(".class-card .count").textContent === `${n} photos`, ADD, { timeout: 600_000, polling: 20 });
+  out.pageMsPerPhoto = (Date.now() - t) / ADD;
+  await context.close();
+}
+
+// 2. A big project, opened by a reload.
+{
+  const { context } = await launch({ webgpu: false });
+  const page = await context.newPage();
+  await page.goto(`${origin}/?device=cpu`);
+  await page.waitForFunction(() => document.body.dataset.engine === "cpu", null, { timeout: 300_000 });
+  await page.evaluate(async (n) => {
+    // Written straight into IndexedDB in the page's own format, as if added one by one.
+    const store = await import("/store.js");
+    const { state } = await import("/state.js");
+    const classes = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), name: `class ${i}`, photos: [] }));
+    const canvas = new OffscreenCanvas(448, 336);
+    const g = canvas.getContext("2d");
+    const images = [];
+    for (let i = 0; i < 20; i++) {
+      g.fillStyle = `hsl(${(i * 37) % 360} 60% 50%)`;
+      g.fillRect(0, 0, 448, 336);
+      images.push(await canvas.convertToBlob({ type: "image/jpeg", quality: 0.85 }));
+    }
+    // This version's format (embeddings kept apart, under the engine's viewsKey), or the first
+    // version's (in the photo record: an array a view, and a variantsKey of the views).
+    const first = !store.putEmbeddings;
+    const oldKey = first ? JSON.stringify((await (await import("/engine.js")).views({})).views) : null;
+    for (let i = 0; i < n; i++) {
+      const e = () => new Float32Array(1280).map(() => Math.random());
+      const id = crypto.randomUUID();
+      if (first) {
+        await store.putPhoto({ id, added: i, image: images[i % 20], embeddings: [e(), e()], variantsKey: oldKey }, classes[i % 10].id);
+      } else {
+        await store.putPhoto({ id, added: i, image: images[i % 20] }, classes[i % 10].id);
+        await store.putEmbeddings(id, state.viewsKey, new Float32Array(2560).map(() => Math.random()));
+      }
+    }
+    await store.putMeta({ ...state, classes });
+  }, N);
+  out.indexedDbBytes = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
+  const t = Date.now();
+  await page.reload();
+  await page.waitForFunction((n) => {
+    const counts = [...document.querySelectorAll(".class-card .count")].map((c) => parseInt(c.textContent, 10) || 0);
+    return counts.reduce((a, b) => a + b, 0) === n;
+  }, N, { timeout: 600_000, polling: 20 });
+  out.openShownSeconds = (Date.now() - t) / 1000;
+  await page.waitForFunction(() => document.body.dataset.engine === "cpu" && !document.querySelector(".thumb.busy"), null, { timeout: 600_000, polling: 50 });
+  out.openReadySeconds = (Date.now() - t) / 1000;
+  out.domNodes = await page.evaluate(() => document.getElementsByTagName("*").length);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("HeapProfiler.collectGarbage");
+  out.jsHeapUsedBytes = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
+  out.photos = N;
+  await context.close();
+}
+server.close();
+const mb = (b) => (b / 1e6).toFixed(1) + " MB";
+console.log(JSON.stringify(out));
+console.log(`| page (${out.www}) | figure |\n| --- | ---: |`);
+console.log(`| engine alone, one photo in every view (ms) | ${out.engineMsPerPhoto.toFixed(1)} |`);
+console.log(`| through the page, per photo (ms) | ${out.pageMsPerPhoto.toFixed(1)} (${(out.pageMsPerPhoto / out.engineMsPerPhoto).toFixed(2)}x) |`);
+console.log(`| ${N} photos: reopened until every count shows (s) | ${out.openShownSeconds.toFixed(2)} |`);
+console.log(`| ${N} photos: reopened until trainable (s) | ${out.openReadySeconds.toFixed(2)} |`);
+console.log(`| ${N} photos: JS heap of the page, after GC | ${mb(out.jsHeapUsedBytes)} |`);
+console.log(`| ${N} photos: DOM elements | ${out.domNodes} |`);
+console.log(`| ${N} photos: IndexedDB | ${mb(out.indexedDbBytes)} |`);
