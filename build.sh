@@ -108,6 +108,13 @@ wasm() {
   ensure_wasm_bindgen
   ensure_wasm_opt
   weights
+  # Nothing to do when the module was built from these very sources (serve starts at once).
+  local stamp
+  stamp=$( (cat Cargo.toml Cargo.lock; find src -type f | sort | xargs cat; declare -f wasm) | sha256sum | cut -c1-64)
+  if [ -f www/pkg/fewshot_bg.wasm ] && [ "$(cat www/pkg/.sources 2>/dev/null)" = "$stamp" ]; then
+    say "www/pkg is up to date with src/ (delete www/pkg to rebuild)"
+    return 0
+  fi
   say "building the wasm module (release; a clean build takes ~10 min on 2 cores)"
   # A cdylib alone, so that LTO applies (with the rlib beside it, it is skipped).
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
@@ -117,6 +124,7 @@ wasm() {
   "$TOOLS/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
   say "www/pkg/fewshot_bg.wasm: $(stat -c %s www/pkg/fewshot_bg.wasm) bytes, $(gzip -9c www/pkg/fewshot_bg.wasm | wc -c) gzipped"
+  echo "$stamp" > www/pkg/.sources
 }
 
 serve() {

@@ -1,4 +1,5 @@
-// Photos in: files, folders, drops, the clipboard and the webcam, as the person gave them.
+// Photos in: files, folders, drops and the clipboard, as the person gave them (the webcam is
+// webcam.js).
 // The engine's worker reads each (image.js: its type from its bytes, decoded once).
 
 const IMAGE_TYPES = /^image\//;
@@ -53,28 +54,4 @@ export function pickedFolderFiles(files) {
 /** Image files on the clipboard of a paste event. */
 export function pastedFiles(event) {
   return [...(event.clipboardData?.files || [])].filter((f) => IMAGE_TYPES.test(f.type));
-}
-
-/** The webcam: start(video) → stream; frame(video) → JPEG Blob of the current picture. */
-export async function startWebcam(video) {
-  if (!navigator.mediaDevices?.getUserMedia) throw new Error("this browser gives no access to a webcam");
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-  } catch (e) {
-    throw new Error(e.name === "NotAllowedError" ? "the webcam was not allowed: allow it in the browser's address bar" : `no webcam: ${e.message}`);
-  }
-  video.srcObject = stream;
-  await video.play();
-  return stream;
-}
-
-export function stopWebcam(video) {
-  video.srcObject?.getTracks().forEach((t) => t.stop());
-  video.srcObject = null;
-}
-
-/** The webcam's current picture, as an ImageBitmap for the engine. */
-export function webcamFrame(video) {
-  return createImageBitmap(video);
 }

@@ -21,6 +21,22 @@ export function render(state) {
   $("export-model").disabled = !state.model;
 }
 
+/** The <video> of a webcam target: "preview" or a class id. */
+export function videoFor(target) {
+  return target === "preview" ? $("preview-video") : cards.get(target)?.querySelector(".class-video") ?? null;
+}
+
+/** Offer a Blob as a download named `name`. */
+export function download(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
 function renderEngine({ engine }) {
   const status = $("engine-status");
   status.dataset.state = engine.status;
@@ -45,6 +61,8 @@ function renderClasses(state) {
       card = $("class-template").content.firstElementChild.cloneNode(true);
       card.dataset.classId = c.id;
       cards.set(c.id, card);
+      // A class added by the person (not one restored with the page) gets the focus to be named.
+      if (classesShown) queueMicrotask(() => card.querySelector(".class-name").focus());
     }
     if (list.children[index] !== card) list.insertBefore(card, list.children[index] || null);
     const name = card.querySelector(".class-name");
@@ -69,6 +87,7 @@ function renderClasses(state) {
       cards.delete(id);
     }
   }
+  classesShown = true;
   const photoIds = new Set(state.classes.flatMap((c) => c.photos.map((p) => p.id)));
   for (const id of [...thumbs.keys()]) if (!photoIds.has(id)) forget(id);
 }
@@ -180,6 +199,8 @@ function forget(photoId) {
 }
 
 let lastState = null;
+/** Whether the classes have been shown once (restored ones are not focused). */
+let classesShown = false;
 const classOf = (container) => lastState.classes.find((c) => c.id === container.closest("[data-class-id]")?.dataset.classId) ?? { photos: [] };
 
 function renderTraining(state) {

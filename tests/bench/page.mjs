@@ -10,13 +10,15 @@
 //    JS heap, DOM nodes, object URLs never counted (not observable), IndexedDB size.
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { startServer, launch, SHARED } from "../e2e/browser.mjs";
+import { mkdirSync } from "node:fs";
+import { startServer, launch, SHARED, ROOT } from "../e2e/browser.mjs";
 
 const www = process.argv[2] ? resolve(process.argv[2]) : undefined;
 const N = Number(process.env.PHOTOS || 10000);
 const ADD = Number(process.env.ADD || 30);
 const { server, origin } = await startServer({ "/shared/": SHARED }, www);
 const out = { www: www || "www" };
+mkdirSync(join(ROOT, "target/bench"), { recursive: true });
 const dir = join(SHARED, "datasets/clothing-small/train/shirt");
 const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
 
@@ -109,6 +111,7 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
   await page.waitForFunction(() => document.body.dataset.engine === "cpu" && !document.querySelector(".thumb.busy"), null, { timeout: 600_000, polling: 50 });
   out.openReadySeconds = (Date.now() - t) / 1000;
   out.domNodes = await page.evaluate(() => document.getElementsByTagName("*").length);
+  await page.screenshot({ path: join(ROOT, `target/bench/open-${N}.png`) });
   const cdp = await context.newCDPSession(page);
   await cdp.send("HeapProfiler.collectGarbage");
   out.jsHeapUsedBytes = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);

@@ -1,0 +1,471 @@
+// What the page does: each action takes plain data (from view.js), calls the engine's worker
+// or the store, then update()s the state; render.js shows it. Every rule (class names, what
+// training needs, settings' limits) is the engine's: the page shows the engine's error, of the
+// kind protocol.js names.
+import { EngineClient } from "./engine.js";
+import { Op, Kind, restartFor } from "./protocol.js";
+import * as store from "./store.js";
+import * as webcam from "./webcam.js";
+import { download, videoFor } from "./render.js";
+import { state, update, allPhotos, newId, classSpecs } from "./state.js";
+
+const engine = new EngineClient();
+
+// ---------- project ----------
+
+function newClass(name) {
+  return { id: newId(), name, photos: [] };
+}
+
+/** A stored photo: ready unless the engine says it wants it embedded (markWaiting). Its
+ * embeddings live in the engine's worker, not here. */
+function photoFromStored({ id, image, added }) {
+  return { id: id || newId(), added: added || Date.now(), image, status: "ready", message: "" };
+}
+
+/** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */
+function newPhoto(source, added) {
+  return { id: newId(), added, image: null, source, status: "embedding", message: "" };
+}
+
+/** Open the project kept in this browser (or start one). */
+export async function restore() {
+  let saved = null;
+  try {
+    saved = await store.load();
+  } catch (e) {
+    update({ notice: `Could not read the saved project (${e.message}); starting a new one.` });
+  }
+  if (!saved || saved.classes.length === 0) {
+    update({ classes: [newClass("Class 1"), newClass("Class 2")] });
+    return saveMeta();
+  }
+  const settings = { ...saved.settings };
+  state.settings = settings;
+  update({
+    settings,
+    model: saved.model || null,
+    training: saved.model?.history ? { running: false, history: saved.model.history, seconds: saved.model.seconds, error: "" } : state.training,
+    classes: saved.classes.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map(photoFromStored) })),
+  });
+}
+
+let metaTimer = null;
+function saveMeta() {
+  clearTimeout(metaTimer);
+  metaTimer = setTimeout(() => store.putMeta(state).catch((e) => update({ notice: `Could not save: ${e.message}` })), 150);
+}
+
+const findClass = (id) => state.classes.find((c) => c.id === id);
+
+function setProblems(key, messages) {
+  update({ problems: { ...state.problems, [key]: messages } });
+}
+
+// ---------- the engine ----------
+
+let ready = null;
+
+export function startEngine(device) {
+  update({ engine: { status: "loading", progress: 0, device: null, note: "", message: "" } });
+  ready = engine
+    .load({ device, onProgress: (progress) => update({ engine: { ...state.engine, progress } }) })
+    .then(async (info) => {
+      state.schema = info.schema;
+      await seedEngine();
+      update({ engine: { status: "ready", progress: 1, device: info.device, note: info.note, message: "" } });
+      embedQueue();
+      return info;
+    })
+    .catch((e) => {
+      update({ engine: { status: "error", progress: 0, device: null, note: "", message: e.message } });
+      throw e;
+    });
+  ready.catch(() => {});
+  return ready;
+}
+
+/** Hand the engine the project: settings, classes, the model; it reads the stored embeddings
+ * itself and says which photos still need embedding. */
+async function seedEngine() {
+  await applySettings(state.settings);
+  await syncClasses();
+  markWaiting((await engine.call(Op.Restore)).waiting);
+  if (state.model?.bytes) {
+    try {
+      await engine.call(Op.SetModel, { bytes: state.model.bytes });
+    } catch (e) {
+      update({ model: null, notice: `The saved model could not be used (${e.message}); train again.` });
+    }
+  }
+}
+
+/** After an error: restart the engine when the error says so (a lost GPU on the CPU), and
+ * say so. Returns true when it restarted. */
+async function recover(error) {
+  const device = restartFor(error, state.engine.device);
+  if (!device) return false;
+  engine.restart();
+  const where = device === "cpu" && state.engine.device === "webgpu" ? " on the CPU" : "";
+  update({ notice: `The engine stopped (${error.message}). Restarting it${where}; your photos are safe.` });
+  await startEngine(device).catch(() => {});
+  return true;
+}
+engine.onFatal = (error) => recover(error);
+
+/** The photos the engine has no embeddings for, after a settings change or a restore, are
+ * embedded (again). */
+function markWaiting(ids) {
+  const waiting = new Set(ids);
+  for (const { photo } of allPhotos()) if (waiting.has(photo.id) && photo.status === "ready") photo.status = "embedding";
+  update({});
+}
+
+/** Tell the engine the classes; a broken rule (two classes of one name) is said, and the
+ * engine keeps the classes it had. */
+async function syncClasses() {
+  try {
+    await engine.call(Op.SetClasses, { classes: classSpecs() });
+    if (state.classRule) update({ classRule: "", notice: "" });
+    return true;
+  } catch (e) {
+    if (e.kind === Kind.BadInput) update({ classRule: e.message, notice: `${e.message[0].toUpperCase()}${e.message.slice(1)}.` });
+    else recover(e);
+    return false;
+  }
+}
+
+/** Give the engine the person's settings (only those they changed); refused ones are said. */
+async function applySettings(settings) {
+  const { waiting, viewsKey } = await engine.call(Op.SetSettings, { settings });
+  state.viewsKey = viewsKey;
+  markWaiting(waiting);
+}
+
+/** Photos in the worker at once: while one is embedded, the next one is decoded and the last
+ * one's JPEG and embeddings are written (measured: 1.35x the engine's own time a photo with
+ * one, see tests/bench/page.mjs). */
+const LANES = 2;
+let lanes = 0;
+
+const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embedding" && !photo.trying);
+
+/** Embed every photo that needs it; a new photo's JPEG is stored, its embeddings the worker
+ * keeps. */
+function embedQueue() {
+  while (lanes < LANES && state.engine.status === "ready" && nextWaiting()) {
+    lanes++;
+    lane().finally(() => lanes--);
+  }
+}
+
+async function lane() {
+  for (let next = nextWaiting(); next && state.engine.status === "ready"; next = nextWaiting()) {
+    const { photo, classId } = next;
+    photo.trying = true;
+    try {
+      const result = await engine.call(Op.AddPhoto, { photo: photo.id, image: photo.image ?? photo.source, store: !photo.image });
+      if (result.image) Object.assign(photo, { image: result.image, source: null });
+      photo.status = "ready";
+    } catch (e) {
+      if (await recover(e)) return;
+      const owner = findClass(classId);
+      if (!owner?.photos.includes(photo)) continue; // removed meanwhile
+      setProblems(classId, [...(state.problems[classId] || []), `${photo.source?.name || "A photo"}: ${e.message}`]);
+      if (photo.image) Object.assign(photo, { status: "error", message: e.message });
+      else owner.photos = owner.photos.filter((p) => p !== photo); // never stored: nothing to keep
+      photo.source = null;
+      await syncClasses();
+      continue;
+    } finally {
+      photo.trying = false;
+    }
+    const owner = state.classes.find((c) => c.photos.includes(photo));
+    if (owner && photo.image) await store.putPhoto(photo, owner.id).catch((e) => update({ notice: `Could not save a photo: ${e.message}` }));
+    update({});
+  }
+}
+
+// ---------- adding photos ----------
+
+/** Add image files to a class (or, with folder names, to a class per folder). The engine
+ * reads each (decoding it once) and says what is not a photo. */
+export async function addFiles(classId, items) {
+  classId ??= state.classes[0]?.id;
+  let added = 0;
+  for (const { file, folder } of items) {
+    let target = findClass(classId);
+    if (folder) {
+      target = state.classes.find((c) => c.name === folder);
+      if (!target) {
+        // An untouched empty class is reused before new ones are made.
+        target = state.classes.find((c) => c.photos.length === 0 && /^Class \d+$/.test(c.name));
+        if (target) target.name = folder;
+        else state.classes.push((target = newClass(folder)));
+      }
+    }
+    if (!target) continue;
+    target.photos.push(newPhoto(file, Date.now() + added++));
+  }
+  saveMeta();
+  update({ problems: { ...state.problems, [classId]: [] }, training: { ...state.training, error: "" } });
+  await syncClasses();
+  embedQueue();
+}
+
+// ---------- training ----------
+
+export async function train() {
+  const started = performance.now();
+  update({ training: { running: true, history: [], validating: null, error: "" }, inspect: null });
+  try {
+    if (!(await syncClasses())) throw Object.assign(new Error(state.classRule), { kind: Kind.BadInput });
+    const result = await engine.call(Op.Train, {}, {
+      onProgress: (report) =>
+        report.phase === "validating"
+          ? update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } })
+          : update({ training: { ...state.training, history: [...state.training.history, report] } }),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const model = {
+      bytes: result.model,
+      labels: result.labels,
+      validation: result.validation && { ...result.validation, summary: result.summary },
+      checkedPhotos: result.checked.map(({ photo, actual, predicted, confidence }) => ({ photoId: photo, actual, predicted, confidence })),
+      suspicious: result.suspicious,
+      duplicates: result.duplicates,
+      history: result.history,
+      seconds,
+    };
+    update({ model, training: { running: false, history: result.history, validating: null, stopped: result.stopped, seconds, error: "" } });
+    saveMeta();
+    refreshPreview();
+  } catch (e) {
+    const message = e.kind === Kind.BadInput ? `Not yet: ${e.message}.` : `Training failed: ${e.message}`;
+    update({ training: { ...state.training, running: false, error: message } });
+    recover(e);
+  }
+}
+
+// ---------- trying the model ----------
+
+let previewSource = null; // the last Blob classified, to redo after retraining
+
+export async function classify(blob) {
+  setProblems("preview", []);
+  if (!state.model) return;
+  try {
+    await ready;
+    previewSource = blob;
+    const { predictions, unfamiliar, heatmap, image } = await engine.call(Op.Predict, { image: blob, store: true });
+    if (state.preview?.url) URL.revokeObjectURL(state.preview.url);
+    update({ preview: { predictions, unfamiliar, heatmap, url: URL.createObjectURL(image), source: "photo" } });
+  } catch (e) {
+    setProblems("preview", [`${blob.name || "That image"}: ${e.message}`]);
+    recover(e);
+  }
+}
+
+function refreshPreview() {
+  if (previewSource && !state.webcam.on) classify(previewSource);
+}
+
+// ---------- webcam ----------
+
+let captureTimer = null;
+
+export async function toggleWebcam(target) {
+  const wasOn = state.webcam.on;
+  const previous = state.webcam.target;
+  stopAllWebcams();
+  if (wasOn && previous === target) return;
+  try {
+    update({ webcam: { on: true, target } });
+    const video = videoFor(target);
+    await webcam.start(video);
+    if (target === "preview") webcamPreviewLoop(video);
+  } catch (e) {
+    update({ webcam: { on: false, target: null } });
+    setProblems(target, [e.message]);
+  }
+}
+
+function stopAllWebcams() {
+  webcam.stopAll();
+  stopCapture();
+  update({ webcam: { on: false, target: null } });
+}
+
+async function webcamPreviewLoop(video) {
+  while (state.webcam.on && state.webcam.target === "preview") {
+    if (state.model && video.videoWidth) {
+      try {
+        const frame = await webcam.frame(video);
+        const { predictions, unfamiliar, heatmap } = await engine.call(Op.Predict, { image: frame }, { transfer: [frame] });
+        if (state.webcam.on) update({ preview: { predictions, unfamiliar, heatmap, url: null, source: "webcam" } });
+      } catch (e) {
+        setProblems("preview", [e.message]);
+        if (await recover(e)) return;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } else {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** While the capture button is held: a frame of the class's webcam every 250 ms. */
+export function startCapture(classId) {
+  stopCapture();
+  const video = videoFor(classId);
+  const grab = async () => {
+    if (video?.videoWidth) addFiles(classId, [{ file: await webcam.frame(video), folder: null }]);
+  };
+  grab();
+  captureTimer = setInterval(grab, 250);
+}
+
+export function stopCapture() {
+  clearInterval(captureTimer);
+  captureTimer = null;
+}
+
+// ---------- keeping ----------
+
+export async function openProject(file) {
+  try {
+    const project = await store.readProjectFile(file);
+    const settings = { ...project.settings };
+    const opened = project.classes.map((c) => ({ id: newId(), name: c.name, photos: c.photos.map((p, i) => ({ ...p, added: i })) }));
+    // All or nothing: the open project stays until the new one is written in one transaction.
+    await store.replace({ classes: opened, settings, model: project.model });
+    const classes = opened.map((c) => ({ ...c, photos: c.photos.map(photoFromStored) }));
+    stopAllWebcams();
+    state.settings = settings;
+    update({
+      classes,
+      settings,
+      model: project.model,
+      training: project.model?.history ? { running: false, history: project.model.history, seconds: project.model.seconds, error: "" } : { running: false, history: [], error: "" },
+      inspect: null,
+      preview: null,
+      problems: {},
+      notice: `Opened ${file.name}: ${classes.length} classes, ${allPhotos().length} photos.`,
+    });
+    if (state.engine.status === "ready") await seedEngine();
+    embedQueue();
+  } catch (e) {
+    update({ notice: `Could not open ${file.name}: ${e.message}. Your current project is unchanged.` });
+  }
+}
+
+export async function saveProject() {
+  try {
+    download(await store.projectFile(state), "project.fewshot-project");
+    update({ notice: "" });
+  } catch (e) {
+    update({ notice: `Could not save the project: ${e.message}` });
+  }
+}
+
+export function exportModel() {
+  if (state.model) download(new Blob([state.model.bytes]), "model.fewshot");
+}
+
+export async function newProject({ confirm }) {
+  if (allPhotos().length && !confirm("Start a new project? Save this one first if you want to keep it.")) return;
+  const classes = [newClass("Class 1"), newClass("Class 2")];
+  try {
+    await store.replace({ classes, settings: {}, model: null });
+  } catch (e) {
+    return update({ notice: `Could not start a new project (${e.message}); this one is unchanged.` });
+  }
+  stopAllWebcams();
+  update({ classes, settings: {}, model: null, training: { running: false, history: [], error: "" }, preview: null, inspect: null, problems: {}, notice: "" });
+  if (state.engine.status === "ready") await seedEngine();
+}
+
+// ---------- classes and photos ----------
+
+/** After a change to the classes: keep it, and tell the engine. */
+function classesChanged() {
+  update({});
+  saveMeta();
+  syncClasses();
+}
+
+export function addClass() {
+  let n = state.classes.length + 1;
+  while (state.classes.some((c) => c.name === `Class ${n}`)) n++;
+  state.classes.push(newClass(`Class ${n}`));
+  classesChanged();
+}
+
+export function renameClass(id, name) {
+  const c = findClass(id);
+  if (!c) return;
+  c.name = name;
+  classesChanged();
+}
+
+export function deleteClass(id, { confirm }) {
+  const c = findClass(id);
+  if (!c || (c.photos.length && !confirm(`Delete “${c.name}” and its ${c.photos.length} photos?`))) return;
+  store.deletePhotos(c.photos.map((p) => p.id)).catch((e) => update({ notice: `Could not delete the photos: ${e.message}` }));
+  state.classes = state.classes.filter((x) => x.id !== id);
+  classesChanged();
+}
+
+export function removePhoto(classId, photoId) {
+  const c = findClass(classId);
+  if (!c) return;
+  c.photos = c.photos.filter((p) => p.id !== photoId);
+  store.deletePhotos([photoId]).catch((e) => update({ notice: `Could not delete the photo: ${e.message}` }));
+  classesChanged();
+}
+
+export function movePhoto(fromId, photoId, toId) {
+  const [from, to] = [findClass(fromId), findClass(toId)];
+  const photo = from?.photos.find((p) => p.id === photoId);
+  if (!photo || !to) return;
+  from.photos = from.photos.filter((p) => p !== photo);
+  to.photos.push(photo);
+  if (photo.image) store.putPhoto(photo, to.id).catch((e) => update({ notice: `Could not save the move: ${e.message}` }));
+  classesChanged();
+}
+
+/** Pasted images: into the class whose card has focus, else classified when there is a
+ * model, else into the first class. */
+export function paste(files, classId) {
+  if (classId) addFiles(classId, files.map((file) => ({ file, folder: null })));
+  else if (state.model) classify(files[0]);
+  else addFiles(null, files.map((file) => ({ file, folder: null })));
+}
+
+// ---------- settings, results ----------
+
+/** Settings go to the engine, which knows their limits; a refused one is said and the
+ * control shows the setting in use again. */
+export async function changeSettings(patch, base = state.settings) {
+  const settings = { ...base, ...patch };
+  try {
+    if (state.engine.status === "ready") await applySettings(settings);
+    update({ settings, notice: "" });
+    saveMeta();
+    embedQueue();
+  } catch (e) {
+    update({ notice: `${e.message[0].toUpperCase()}${e.message.slice(1)}.` });
+  }
+}
+
+export const resetSettings = () => changeSettings({}, {});
+
+export const stop = () => engine.call(Op.Stop);
+
+export const showHeat = (on) => update({ showHeat: on });
+
+/** Show the photos behind a confusion-matrix cell; the same cell again hides them. */
+export function inspect(actual, predicted) {
+  const same = state.inspect?.actual === actual && state.inspect?.predicted === predicted;
+  update({ inspect: same ? null : { actual, predicted } });
+}
