@@ -165,6 +165,7 @@ bench() {
   say "browser: tests/bench/bench.mjs (a few minutes)"
   node tests/bench/bench.mjs | tee target/bench/browser.txt
   node tests/bench/head.mjs | tee target/bench/head.txt
+  node tests/bench/page.mjs | tee target/bench/page.txt
 }
 
 # Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.

@@ -142,10 +142,10 @@ async function applySettings(settings) {
   markWaiting(waiting);
 }
 
-/** Photos in the worker at once: while one is embedded, the next one is decoded and the last
- * one's JPEG and embeddings are written (measured: 1.35x the engine's own time a photo with
- * one, see tests/bench/page.mjs). */
-const LANES = 2;
+/** Photos in the worker at once. Two (one decoded and stored while another is embedded)
+ * measured no faster than one on 2 cores (tests/bench/page.mjs: 139 against 130 ms a photo,
+ * within the noise), so one. */
+const LANES = 1;
 let lanes = 0;
 
 const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embedding" && !photo.trying);

@@ -7,7 +7,7 @@
 //  2. head training: tests/bench/head.mjs, run after this by ./build.sh bench
 //  3. time to a trained model: 100 clothing photos added to the page, to "Trained"
 //  4. first load: bytes on a cold and a warm visit, time until ready
-//  5. scale: a 10,000-photo project (synthetic) in IndexedDB: size, JS heap, reload time
+//  5. scale: tests/bench/page.mjs (a 10,000-photo project reopened), run by ./build.sh bench
 //  6. learning quality: clothing-small train → test through the page's own pipeline
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -71,13 +71,13 @@ function stats(xs) {
         const f = await Fewshot.create(weights, device);
         fewshots[device] = f;
         let t = performance.now();
-        await f.embed(rgba, 224, 224, {});
+        await f.embed(rgba, 1, 224, 224);
         const first = performance.now() - t;
-        await time(`Fewshot ${device}`, 1, () => f.embed(rgba, 224, 224, {}), first);
+        await time(`Fewshot ${device}`, 1, () => f.embed(rgba, 1, 224, 224), first);
         if (!quick || device === "cpu") {
           t = performance.now();
-          await f.embedBatch(batch16, 16, 224, 224, {});
-          await time(`Fewshot ${device}`, 16, () => f.embedBatch(batch16, 16, 224, 224, {}), performance.now() - t);
+          await f.embed(batch16, 16, 224, 224);
+          await time(`Fewshot ${device}`, 16, () => f.embed(batch16, 16, 224, 224), performance.now() - t);
         }
       });
     }
@@ -213,24 +213,23 @@ if (!QUICK && !ONLY_SPEED) {
   const labels = readdirSync(join(root, "train")).sort();
   const list = (split) => labels.flatMap((l, c) => readdirSync(join(root, split, l)).sort().map((f) => [`/shared/datasets/clothing-small/${split}/${l}/${f}`, c]));
   const quality = await page.evaluate(async ({ labels, train, test }) => {
-    const engine = await import("/engine.js");
-    const photos = await import("/photos.js");
-    const embed = async (url) => (await engine.embed(await photos.storedImage(await (await fetch(url)).blob()), [{}]))[0];
-    const embeddings = new Float32Array(train.length * 1280);
-    const targets = new Uint32Array(train.length);
-    for (let i = 0; i < train.length; i++) {
-      embeddings.set(await embed(train[i][0]), i * 1280);
-      targets[i] = train[i][1];
-    }
-    // The plain view only (mirroring off): one embedding per photo, as in this benchmark's
-    // earlier runs; `fewshot eval` measures the default (mirrored) pipeline.
-    const result = await engine.train({ labels, embeddings, targets, config: {}, seeing: { mirror: false } });
-    const model = { key: "bench", bytes: result.model };
+    // The page's own pipeline: its engine client and worker (decode once, embed, learn).
+    const { EngineClient } = await import("/engine.js");
+    const { Op } = await import("/protocol.js");
+    const client = new EngineClient();
+    await client.load({ device: document.body.dataset.engine });
+    await client.call(Op.SetSettings, { settings: { mirror: false } });
+    await client.call(Op.SetClasses, {
+      classes: labels.map((name, c) => ({ id: `c${c}`, name, photos: train.flatMap(([, k], i) => (k === c ? [`p${i}`] : [])) })),
+    });
+    for (const [i, [url]] of train.entries()) await client.call(Op.AddPhoto, { photo: `p${i}`, image: await (await fetch(url)).blob() });
+    await client.call(Op.Train);
     let correct = 0;
     for (const [url, c] of test) {
-      const [best] = (await engine.predict(model, await photos.storedImage(await (await fetch(url)).blob()))).predictions;
+      const [best] = (await client.call(Op.Predict, { image: await (await fetch(url)).blob() })).predictions;
       if (best.class === c) correct++;
     }
+    client.restart();
     return { accuracy: correct / test.length, train: train.length, test: test.length };
   }, { labels, train: list("train"), test: list("test") });
   results.quality = { ...quality, reference: 0.806 };
@@ -238,44 +237,6 @@ if (!QUICK && !ONLY_SPEED) {
 }
 
 // ---------- 5: scale, a 10,000-photo project ----------
-if (!ONLY_SPEED) {
-  const n = QUICK ? 1000 : 10000;
-  log(`scale: a ${n}-photo project`);
-  const { context } = await launch({ webgpu: true });
-  const page = await context.newPage();
-  await page.goto(`${origin}/`);
-  await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
-  await page.evaluate(async (n) => {
-    const store = await import("/store.js");
-    const { state } = await import("/state.js");
-    const classes = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), name: `class ${i}`, photos: [] }));
-    const canvas = new OffscreenCanvas(448, 336);
-    const g = canvas.getContext("2d");
-    const key = JSON.stringify((await (await import("/engine.js")).views({})).views);
-    for (let i = 0; i < n; i++) {
-      g.fillStyle = `hsl(${(i * 37) % 360} 60% 50%)`;
-      g.fillRect(0, 0, 448, 336);
-      g.fillStyle = "#fff";
-      g.fillText(String(i), 20 + (i % 400), 40 + (i % 280));
-      const image = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.85 });
-      const embedding = new Float32Array(1280).map(() => Math.random());
-      await store.putPhoto({ id: crypto.randomUUID(), added: i, image, embeddings: [embedding, embedding], variantsKey: key }, classes[i % 10].id);
-    }
-    await store.putMeta({ ...state, classes });
-  }, n);
-  const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
-  const t = Date.now();
-  await page.reload();
-  await page.waitForFunction((n) => document.querySelectorAll(".thumb").length === n, n, { timeout: 600_000 });
-  const reloadSeconds = (Date.now() - t) / 1000;
-  const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
-  const client = await context.newCDPSession(page);
-  const metrics = await client.send("Performance.enable").then(() => client.send("Performance.getMetrics"));
-  const jsHeapTotal = metrics.metrics.find((m) => m.name === "JSHeapTotalSize")?.value;
-  results.scale = { photos: n, indexedDbBytes: usage, reloadSeconds, jsHeapUsedBytes: heap, jsHeapTotalBytes: jsHeapTotal, crashed: false };
-  await context.close();
-}
-
 server.close();
 mkdirSync(join(ROOT, "target/bench"), { recursive: true });
 writeFileSync(join(ROOT, "target/bench/browser.json"), JSON.stringify(results, null, 1));
@@ -305,8 +266,6 @@ console.log(`\nwasm: ${mb(f.wasmBytes)}, ${mb(f.wasmGzipBytes)} gzipped`);
 console.log(`first load: cold ${mb(f.coldBytes)} in ${f.coldRequests} requests, ready after ${f.coldSeconds.toFixed(1)} s; warm ${(f.warmBytes / 1000).toFixed(1)} KB in ${f.warmRequests} requests, ready after ${f.warmSeconds.toFixed(1)} s`);
 const m = results.timeToModel;
 console.log(`time to a trained model: ${m.photos} photos, ${m.classes} classes, on ${m.device}: ${m.totalSeconds.toFixed(1)} s (embedding ${m.embedSeconds.toFixed(1)} s)`);
-const sc = results.scale;
-console.log(`scale: ${sc.photos} photos: IndexedDB ${mb(sc.indexedDbBytes)}, reload ${sc.reloadSeconds.toFixed(1)} s, JS heap ${mb(sc.jsHeapUsedBytes)} used`);
 }
 if (results.quality) console.log(`learning quality (page pipeline): ${(results.quality.accuracy * 100).toFixed(1)} % on ${results.quality.test} test photos (reference 80.6 %)`);
 console.log(`\nall figures: target/bench/browser.json`);
