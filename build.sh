@@ -4,7 +4,7 @@
 #   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
 #   ./build.sh bench   measure speed (see README, "Performance")
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
-#   ./build.sh wasm | weights | deps   the steps on their own
+#   ./build.sh wasm | weights | vendor | deps   the steps on their own
 # It installs what is missing itself, pinned, and says so in one line each.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +15,10 @@ WEIGHTS_NAME=mobilenet_v2_1.0_224_quant.tflite
 WEIGHTS_SHA256=$(cut -c1-64 src/backbone/weights.sha256)
 WEIGHTS_URL=https://raw.githubusercontent.com/google-coral/test_data/104342d2d3480b3e66203073dac24f4e2dbb4c41/$WEIGHTS_NAME
 BINARYEN_VERSION=132.0.0
+# fflate (MIT) reads and writes the ZIP files of "Save project" and the exports: kept, small,
+# no dependencies, ES modules. Vendored into www/vendor by the build, checked by sha256.
+FFLATE_VERSION=0.8.2
+FFLATE_SHA256=8cc1f687e0159e977addb6b85e274dbd11e622cf151f4fcb7b85d49622ea43e7
 PORT=${PORT:-8080}
 TOOLS=$ROOT/target/tools
 
@@ -102,17 +106,53 @@ weights() {
   exit 1
 }
 
+# Libraries the page uses, copied from npm into www/vendor (never fetched from elsewhere).
+vendor() {
+  local dest=www/vendor/fflate.js
+  if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$FFLATE_SHA256" ]; then return 0; fi
+  if [ ! -f "$TOOLS/node_modules/fflate/esm/browser.js" ] || [ "$(sha256_of "$TOOLS/node_modules/fflate/esm/browser.js")" != "$FFLATE_SHA256" ]; then
+    ensure_node
+    say "installing fflate $FFLATE_VERSION (ZIP files, npm)"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "fflate@$FFLATE_VERSION" >/dev/null
+  fi
+  if [ "$(sha256_of "$TOOLS/node_modules/fflate/esm/browser.js")" != "$FFLATE_SHA256" ]; then
+    say "fflate $FFLATE_VERSION from npm does not have the expected sha256; refusing to vendor it"
+    exit 1
+  fi
+  mkdir -p www/vendor
+  cp "$TOOLS/node_modules/fflate/esm/browser.js" "$dest"
+}
+
+# The list of files the service worker (www/sw.js) keeps for offline use, with a version that
+# changes whenever one of them does: a changed list is how a visitor's browser learns of an
+# update. Written after every build (it takes a moment).
+precache() {
+  local files=(index.html style.css icon.svg icon-192.png icon-512.png manifest.webmanifest example.html)
+  files+=($(cd www && ls *.js | grep -v '^sw\.js$') vendor/fflate.js pkg/fewshot.js pkg/fewshot_bg.wasm "weights/$WEIGHTS_NAME")
+  local version
+  version=$( (cd www && cat "${files[@]}") | sha256sum | cut -c1-16)
+  {
+    echo "// Written by build.sh: the files sw.js keeps, and their version."
+    printf 'self.PRECACHE = { version: "%s", files: [' "$version"
+    printf '"%s",' "${files[@]}" | sed 's/,$//'
+    echo '] };'
+  } > www/pkg/precache.js
+}
+
 # The wasm module, its JS glue and the weights under www/.
 wasm() {
   ensure_rust
   ensure_wasm_bindgen
   ensure_wasm_opt
   weights
+  vendor
   # Nothing to do when the module was built from these very sources (serve starts at once).
   local stamp
   stamp=$( (cat Cargo.toml Cargo.lock; find src -type f | sort | xargs cat; declare -f wasm) | sha256sum | cut -c1-64)
   if [ -f www/pkg/fewshot_bg.wasm ] && [ "$(cat www/pkg/.sources 2>/dev/null)" = "$stamp" ]; then
     say "www/pkg is up to date with src/ (delete www/pkg to rebuild)"
+    precache
     return 0
   fi
   say "building the wasm module (release; a clean build takes ~10 min on 2 cores)"
@@ -125,6 +165,7 @@ wasm() {
     --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
   say "www/pkg/fewshot_bg.wasm: $(stat -c %s www/pkg/fewshot_bg.wasm) bytes, $(gzip -9c www/pkg/fewshot_bg.wasm | wc -c) gzipped"
   echo "$stamp" > www/pkg/.sources
+  precache
 }
 
 serve() {
@@ -138,6 +179,7 @@ test_all() {
   local started=$SECONDS
   ensure_test_tools
   weights
+  vendor
   export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
   say "JavaScript modules under node (no browser)"
   node --test tests/js/
@@ -195,6 +237,7 @@ case "${1:-}" in
   probe) probe ;;
   wasm) wasm ;;
   weights) weights ;;
+  vendor) vendor ;;
   deps) ensure_rust; ensure_wasm_bindgen; ensure_wasm_opt; ensure_test_tools ;;
   *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -5,9 +5,11 @@
 import { EngineClient } from "./engine.js";
 import { Op, Kind, restartFor } from "./protocol.js";
 import * as store from "./store.js";
+import { writeProject, readProject } from "./projectfile.js";
+import { modelCard, SETTING_NAMES } from "./modelcard.js";
 import * as webcam from "./webcam.js";
 import { download, videoFor } from "./render.js";
-import { state, update, allPhotos, newId, classSpecs } from "./state.js";
+import { state, update, allPhotos, newId, classSpecs, setting } from "./state.js";
 
 const engine = new EngineClient();
 
@@ -72,6 +74,7 @@ export function startEngine(device) {
     .load({ device, onProgress: (progress) => update({ engine: { ...state.engine, progress } }) })
     .then(async (info) => {
       state.schema = info.schema;
+      state.backbone = { sha256: info.sha256 };
       await seedEngine();
       update({ engine: { status: "ready", progress: 1, device: info.device, note: info.note, message: "" } });
       embedQueue();
@@ -332,25 +335,43 @@ export function stopCapture() {
 
 // ---------- keeping ----------
 
+/** Open a project ZIP, a ZIP of one folder per class, or an old project file. All or nothing:
+ * the open project stays until the new one has been checked (by the engine too) and written. */
 export async function openProject(file) {
   try {
-    const project = await store.readProjectFile(file);
-    const settings = { ...project.settings };
-    const opened = project.classes.map((c) => ({ id: newId(), name: c.name, photos: c.photos.map((p, i) => ({ ...p, added: i })) }));
-    // All or nothing: the open project stays until the new one is written in one transaction.
-    await store.replace({ classes: opened, settings, model: project.model });
-    const classes = opened.map((c) => ({ ...c, photos: c.photos.map(photoFromStored) }));
+    const project = await readProject(new Uint8Array(await file.arrayBuffer()), file.name);
+    // Embeddings made by another backbone are made again.
+    const sameBackbone = project.kind === "binary" || (project.backbone?.sha256 && project.backbone.sha256 === state.backbone?.sha256);
+    const ids = new Set();
+    const uniqueId = (id) => (id && !ids.has(id) ? ids.add(id) && id : newId());
+    const opened = project.classes.map((c) => ({
+      id: newId(),
+      name: c.name,
+      photos: c.photos.map((p, i) => ({ ...p, id: uniqueId(p.id), added: p.added ?? i, embeddings: sameBackbone ? p.embeddings : null })),
+    }));
+    const specs = opened.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map((p) => p.id) }));
+    if (state.engine.status === "ready") await engine.call(Op.SetClasses, { classes: specs }); // its rules, before anything changes
+    try {
+      await store.replace({ classes: opened, settings: project.settings, model: project.model });
+    } catch (e) {
+      if (state.engine.status === "ready") await syncClasses();
+      throw e;
+    }
+    const classes = opened.map((c) => ({ ...c, photos: c.photos.map((p) => (p.image ? photoFromStored(p) : newPhoto(p.source, p.added))) }));
     stopAllWebcams();
-    state.settings = settings;
+    state.settings = project.settings;
+    const notes = [`Opened ${file.name}: ${classes.length} classes, ${classes.reduce((n, c) => n + c.photos.length, 0)} photos`];
+    if (project.skipped.length) notes.push(`${project.skipped.length} files that are not photos were left out (${project.skipped.slice(0, 3).join(", ")}${project.skipped.length > 3 ? ", …" : ""})`);
+    if (!sameBackbone && project.kind === "project") notes.push("it was made with another backbone, so its photos are read again");
     update({
       classes,
-      settings,
+      settings: project.settings,
       model: project.model,
       training: project.model?.history ? { running: false, history: project.model.history, seconds: project.model.seconds, error: "" } : { running: false, history: [], error: "" },
       inspect: null,
       preview: null,
       problems: {},
-      notice: `Opened ${file.name}: ${classes.length} classes, ${allPhotos().length} photos.`,
+      notice: `${notes.join("; ")}.`,
     });
     if (state.engine.status === "ready") await seedEngine();
     embedQueue();
@@ -359,13 +380,39 @@ export async function openProject(file) {
   }
 }
 
+/** The model card of the project as it is (modelcard.js). */
+function currentCard() {
+  const classes = state.classes.map((c) => ({ name: c.name, photos: c.photos.filter((p) => p.status === "ready").length }));
+  const settings = Object.keys(state.schema ?? {}).map((key) => ({ name: SETTING_NAMES[key] ?? key, value: String(setting(state, key)) }));
+  return modelCard({ classes, model: state.model, settings, sha256: state.backbone?.sha256 });
+}
+
+/** Save the project as one ZIP (projectfile.js): photos, embeddings, model, model card. */
 export async function saveProject() {
   try {
-    download(await store.projectFile(state), "project.fewshot-project");
+    const stored = new Map((await store.readEmbeddings()).map((e) => [e.id, e]));
+    const classes = [];
+    for (const c of state.classes) {
+      const photos = [];
+      for (const p of c.photos) {
+        if (!p.image) continue;
+        const e = stored.get(p.id);
+        photos.push({ id: p.id, added: p.added, bytes: new Uint8Array(await p.image.arrayBuffer()), embeddings: e?.embeddings ?? null, viewsKey: e?.viewsKey });
+      }
+      classes.push({ name: c.name, photos });
+    }
+    const zip = await writeProject({ classes, settings: state.settings, model: state.model, backbone: state.backbone, card: currentCard() });
+    download(new Blob([zip], { type: "application/zip" }), "fewshot-project.zip");
     update({ notice: "" });
   } catch (e) {
     update({ notice: `Could not save the project: ${e.message}` });
   }
+}
+
+export const showModelCard = (open) => update({ card: open ? currentCard() : null });
+
+export function downloadModelCard() {
+  download(new Blob([currentCard()], { type: "text/markdown" }), "MODEL_CARD.md");
 }
 
 export function exportModel() {
@@ -383,6 +430,35 @@ export async function newProject({ confirm }) {
   stopAllWebcams();
   update({ classes, settings: {}, model: null, training: { running: false, history: [], error: "" }, preview: null, inspect: null, problems: {}, notice: "" });
   if (state.engine.status === "ready") await seedEngine();
+}
+
+// ---------- offline, install, update ----------
+
+let applyNewVersion = null;
+let promptInstall = null;
+
+/** What offline.js hears from the browser. */
+export const offline = {
+  onReady: () => update({ app: { ...state.app, offline: true } }),
+  onUpdate: (apply) => {
+    applyNewVersion = apply;
+    update({ app: { ...state.app, update: true } });
+  },
+  onInstallable: (install) => {
+    promptInstall = install;
+    update({ app: { ...state.app, installable: Boolean(install) } });
+  },
+};
+
+export const install = () => promptInstall?.();
+
+/** Reload into the new version, once every photo given is stored (a reload would drop those
+ * still being read). */
+export function applyUpdate() {
+  if (allPhotos().some(({ photo }) => photo.status === "embedding" && !photo.image)) {
+    return update({ notice: "Photos are still being added: reload when they are done, so that none is lost." });
+  }
+  applyNewVersion?.();
 }
 
 // ---------- classes and photos ----------

@@ -19,6 +19,24 @@ export function render(state) {
   notice.hidden = !state.notice;
   notice.textContent = state.notice;
   $("export-model").disabled = !state.model;
+  $("model-card").disabled = !state.model;
+  renderApp(state);
+  renderCard(state);
+}
+
+function renderCard({ card }) {
+  const dialog = $("card-dialog");
+  if (card !== null && card !== undefined) {
+    $("card-text").textContent = card;
+    if (!dialog.open) dialog.showModal();
+  } else if (dialog.open) dialog.close();
+}
+
+function renderApp({ app }) {
+  $("install").hidden = !app.installable;
+  $("update").hidden = !app.update;
+  document.body.dataset.offline = app.offline ? "ready" : "no";
+  $("offline-status").hidden = !app.offline;
 }
 
 /** The <video> of a webcam target: "preview" or a class id. */

@@ -16,6 +16,10 @@ export const state = {
   /** The engine's settings schema: { key: { kind, default, min?, max?, choices? } } (null
    * until the engine has answered). */
   schema: null,
+  /** The backbone the engine loaded: { sha256 } (null until it has). */
+  backbone: null,
+  /** The model card shown (Markdown text), or null. */
+  card: null,
   /** The engine's key for the views photos are embedded in (stored with each embedding). */
   viewsKey: null,
   /** { running, history: [step report], validating: { fold, folds } | null, error, seconds } */
@@ -31,6 +35,9 @@ export const state = {
   webcam: { on: false, target: null },
   /** Overlay where the model looked on the photo being classified. */
   showHeat: true,
+  /** The app around the page: offline: every file kept for offline use; update: a new
+   * version is ready; installable: the browser offers to install the page as an app. */
+  app: { offline: false, update: false, installable: false },
   /** One line for the whole page (saved, opened, errors without a better place). */
   notice: "",
 };

@@ -1,5 +1,5 @@
-// Keeping a project: IndexedDB for reloads, and a single project file for "Save project" /
-// "Open project". Used by the page (classes, photos, settings, the model) and by the engine's
+// Keeping a project in this browser: IndexedDB, so that it survives a reload (project files
+// are projectfile.js's). Used by the page (classes, photos, settings, the model) and by the engine's
 // worker (the embeddings, which never need to cross to the page): a project of 10,000 photos
 // opens without moving 100 MB of embeddings through the page.
 //
@@ -146,84 +146,4 @@ export async function load() {
   }
   for (const photos of byClass.values()) photos.sort((a, b) => a.added - b.added);
   return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: byClass.get(c.id) })) };
-}
-
-// A project file: "FEWSHOTP" + version byte + u32 length of a JSON manifest + the manifest +
-// the binary parts it points into (images, embeddings, model) as [offset, length].
-const MAGIC = "FEWSHOTP";
-const FILE_VERSION = 1;
-
-/** One file holding the whole project. */
-export async function projectFile(state) {
-  const parts = [];
-  let offset = 0;
-  const add = (bytes) => {
-    parts.push(bytes);
-    const at = [offset, bytes.byteLength];
-    offset += bytes.byteLength;
-    return at;
-  };
-  const stored = new Map((await readEmbeddings()).map((e) => [e.id, e]));
-  const classes = [];
-  for (const c of state.classes) {
-    const photos = [];
-    for (const p of c.photos) {
-      if (!p.image) continue;
-      const e = stored.get(p.id);
-      photos.push({
-        id: p.id,
-        type: p.image.type,
-        image: add(new Uint8Array(await p.image.arrayBuffer())),
-        embeddings: e ? add(new Uint8Array(e.embeddings.buffer)) : null,
-        viewsKey: e?.viewsKey ?? null,
-      });
-    }
-    classes.push({ name: c.name, photos });
-  }
-  const model = state.model ? { ...state.model, bytes: add(state.model.bytes) } : null;
-  const manifest = new TextEncoder().encode(
-    JSON.stringify({ format: "fewshot-project", version: FILE_VERSION, settings: state.settings, classes, model }),
-  );
-  const header = new Uint8Array(13);
-  header.set(new TextEncoder().encode(MAGIC));
-  header[8] = FILE_VERSION;
-  new DataView(header.buffer).setUint32(9, manifest.byteLength, true);
-  return new Blob([header, manifest, ...parts], { type: "application/octet-stream" });
-}
-
-/** Read a project file; throws a readable Error for files that are not one or are damaged. */
-export async function readProjectFile(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const notProject = "is not a Fewshot project file";
-  if (bytes.byteLength < 13 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
-    throw new Error(`${file.name} ${notProject}`);
-  }
-  if (bytes[8] > FILE_VERSION) {
-    throw new Error(`${file.name} was saved by a newer Fewshot (project format ${bytes[8]}); update Fewshot to open it`);
-  }
-  const length = new DataView(bytes.buffer).getUint32(9, true);
-  if (13 + length > bytes.byteLength) throw new Error(`${file.name} is truncated (the project description is cut off)`);
-  let manifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes.subarray(13, 13 + length)));
-  } catch {
-    throw new Error(`${file.name} is damaged (its project description is not readable)`);
-  }
-  if (manifest.format !== "fewshot-project" || !Array.isArray(manifest.classes)) throw new Error(`${file.name} ${notProject}`);
-  const body = bytes.subarray(13 + length);
-  const slice = ([at, len]) => {
-    if (!(at >= 0 && len >= 0 && at + len <= body.byteLength)) throw new Error(`${file.name} is truncated (photos are missing from its end)`);
-    return body.slice(at, at + len);
-  };
-  const classes = manifest.classes.map((c) => ({
-    name: String(c.name ?? "Class"),
-    photos: c.photos.map((p) => ({
-      id: typeof p.id === "string" ? p.id : crypto.randomUUID(),
-      image: new Blob([slice(p.image)], { type: p.type || "image/jpeg" }),
-      embeddings: p.embeddings ? embeddingsOf(Array.isArray(p.embeddings[0]) ? p.embeddings.map((e) => slice(e).buffer) : slice(p.embeddings).buffer) : null,
-      viewsKey: p.viewsKey ?? null,
-    })),
-  }));
-  const model = manifest.model ? { ...manifest.model, bytes: slice(manifest.model.bytes) } : null;
-  return { settings: manifest.settings, classes, model };
 }

@@ -84,6 +84,12 @@ export function bind(a) {
     e.target.value = "";
   });
   $("export-model").addEventListener("click", () => a.exportModel());
+  $("model-card").addEventListener("click", () => a.showModelCard(true));
+  $("card-close").addEventListener("click", () => a.showModelCard(false));
+  $("card-dialog").addEventListener("close", () => a.showModelCard(false));
+  $("card-download").addEventListener("click", () => a.downloadModelCard());
+  $("install").addEventListener("click", () => a.install());
+  $("update").addEventListener("click", () => a.applyUpdate());
   $("new-project").addEventListener("click", () => a.newProject({ confirm: (question) => confirm(question) }));
 
   // Labels act as buttons for their hidden file inputs: make them work from the keyboard.

@@ -2,85 +2,16 @@
 // ../shared/datasets/clothing-small, real weights, the real wasm engine in its worker.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { readFileSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, launch, recordRequests, echoConsole, screenshot, SHARED, OUTPUT, ROOT } from "./browser.mjs";
+import { zipSync } from "../../www/vendor/fflate.js";
+import { startServer, launch, recordRequests, screenshot, SHARED, OUTPUT, ROOT } from "./browser.mjs";
+import { photosOf, pageOpener, card, nameClass, counts, settled, dropFiles, trainAndWait, predictFile } from "./steps.mjs";
 
-const CLOTHING = join(SHARED, "datasets/clothing-small");
 const FIXTURES = join(ROOT, "tests/e2e/fixtures");
 const { server, origin } = await startServer();
 after(() => server.close());
-
-/** The first `n` photos of a class, sorted by name. */
-function photosOf(split, label, n, skip = 0) {
-  const dir = join(CLOTHING, split, label);
-  return readdirSync(dir).sort().slice(skip, skip + n).map((f) => join(dir, f));
-}
-
-async function openPage(context, query = "") {
-  const page = await context.newPage();
-  echoConsole(page);
-  await page.goto(`${origin}/${query}`);
-  await page.waitForFunction(() => ["webgpu", "cpu", "error"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
-  assert.notEqual(await page.getAttribute("body", "data-engine"), "error", await page.textContent("#engine-status"));
-  return page;
-}
-
-const card = (page, i) => page.locator(".class-card").nth(i);
-
-async function nameClass(page, i, name) {
-  await card(page, i).locator(".class-name").fill(name);
-}
-
-const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length));
-
-/** Wait until each class shows `expected` photos and none is being embedded; returns the counts. */
-async function settled(page, expected, timeout = 300_000) {
-  await page
-    .waitForFunction(
-      (expected) => {
-        const cards = [...document.querySelectorAll(".class-card")];
-        const shown = cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length);
-        return document.querySelectorAll(".thumb.busy").length === 0 && JSON.stringify(shown) === JSON.stringify(expected);
-      },
-      expected,
-      { timeout },
-    )
-    .catch(() => {});
-  return counts(page);
-}
-
-/** Drop files on a class card the way a browser does: a drop event carrying a DataTransfer. */
-async function dropFiles(page, i, paths) {
-  const files = paths.map((p) => ({ name: p.split("/").pop(), data: readFileSync(p).toString("base64") }));
-  await card(page, i).locator(".drop").evaluate((zone, files) => {
-    const transfer = new DataTransfer();
-    for (const f of files) {
-      const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
-      transfer.items.add(new File([bytes], f.name, { type: f.name.endsWith(".png") ? "image/png" : "image/jpeg" }));
-    }
-    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-  }, files);
-}
-
-async function trainAndWait(page) {
-  await page.click("#train");
-  await page.waitForSelector("#chart-figure:not([hidden])", { timeout: 120_000 });
-  await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 300_000 });
-  return page.textContent("#train-status");
-}
-
-async function predictFile(page, path) {
-  const previous = await page.getAttribute("#preview-image", "src");
-  await page.setInputFiles("#preview-file", path);
-  await page.waitForFunction(
-    (previous) => document.querySelector("#preview-image").getAttribute("src") !== previous && /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent),
-    previous,
-    { timeout: 120_000 },
-  );
-  const bars = await page.$$eval("#bars .bar", (bars) => bars.map((b) => b.textContent).join(", "));
-  return `${await page.textContent("#verdict")} (${bars})`;
-}
+const openPage = pageOpener(origin);
 
 test("teach three classes, train, understand, predict, reload, save, open, export", { timeout: 900_000 }, async () => {
   const { context, dir } = await launch({ webgpu: true });
@@ -123,6 +54,18 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   await page.locator("#confusion .cell.diagonal").first().click();
   await page.waitForSelector("#inspect:not([hidden]) img");
   await screenshot(page, "4-results");
+
+  // The model card: classes with their photo counts, the cross-validated figure, the backbone.
+  await page.click("#model-card");
+  await page.waitForSelector("#card-dialog[open]");
+  const cardText = await page.textContent("#card-text");
+  assert.match(cardText, /^# Model card: hat, pants, shoes/);
+  assert.match(cardText, /\| hat \| 6 \| \d+ % \|/);
+  assert.match(cardText, /cross-validated on 18 photos/);
+  assert.match(cardText, /Backbone sha256: `[0-9a-f]{64}`/);
+  await screenshot(page, "4-model-card");
+  await page.click("#card-close");
+  await page.waitForSelector("#card-dialog:not([open])", { state: "attached" });
 
   // Predict held-back test photos.
   const hat = photosOf("test", "hat", 1)[0];
@@ -190,7 +133,7 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
 
   // Save the project; open it in a fresh profile; same prediction.
   const [saved] = await Promise.all([page.waitForEvent("download"), page.click("#save-project")]);
-  const projectPath = join(OUTPUT, "project.fewshot-project");
+  const projectPath = join(OUTPUT, "fewshot-project.zip");
   await saved.saveAs(projectPath);
   const [exported] = await Promise.all([page.waitForEvent("download"), page.click("#export-model")]);
   const modelPath = join(OUTPUT, "model.fewshot");
@@ -215,15 +158,31 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   assert.equal(await predictFile(page2, hat), before);
   // A truncated project file and one from another program are refused; the project stays.
   const bytes = readFileSync(projectPath);
-  const truncated = join(OUTPUT, "truncated.fewshot-project");
+  const truncated = join(OUTPUT, "truncated.zip");
   writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
   await page2.setInputFiles("#open-project", truncated);
-  await page2.waitForFunction(() => /truncated/.test(document.querySelector("#notice").textContent));
+  await page2.waitForFunction(() => /truncated\.zip is a damaged ZIP/.test(document.querySelector("#notice").textContent));
+  const flipped = join(OUTPUT, "flipped.zip");
+  const damaged = Buffer.from(bytes);
+  damaged[200] ^= 0xff; // inside the first photo, stored as it is
+  writeFileSync(flipped, damaged);
+  await page2.setInputFiles("#open-project", flipped);
+  await page2.waitForFunction(() => /does not match its checksum/.test(document.querySelector("#notice").textContent));
   await page2.setInputFiles("#open-project", join(FIXTURES, "cmyk.jpg"));
   await page2.waitForFunction(() => /not a Fewshot project/.test(document.querySelector("#notice").textContent));
   assert.deepEqual(await settled(page2, [8, 6, 6]), [8, 6, 6]);
   const httpAfterLoad = requests2.filter((r) => /^https?:/.test(r.url)).length - countAtReady;
   assert.equal(httpAfterLoad, 0, `requests after the page was ready: ${requests2.slice(-3).map((r) => r.url)}`);
+
+  // A data set someone downloaded: a ZIP of one folder per class (and a file that is not a photo).
+  const dataset = join(OUTPUT, "dataset.zip");
+  const folders = { "clothes/README.txt": Buffer.from("not a photo") };
+  for (const label of ["hat", "shoes"]) for (const p of photosOf("train", label, 3, 20)) folders[`clothes/${label}/${p.split("/").pop()}`] = readFileSync(p);
+  writeFileSync(dataset, zipSync(folders));
+  await page2.setInputFiles("#open-project", dataset);
+  await page2.waitForFunction(() => /^Opened dataset\.zip: 2 classes, 6 photos; 1 files that are not photos/.test(document.querySelector("#notice").textContent));
+  assert.deepEqual(await settled(page2, [3, 3]), [3, 3]);
+  assert.deepEqual(await page2.$$eval(".class-name", (els) => els.map((e) => e.value)), ["hat", "shoes"]);
 
   // The exported model in www/example.html gives the same label.
   await page2.route("**/model.fewshot", (route) => route.fulfill({ body: readFileSync(modelPath), contentType: "application/octet-stream" }));

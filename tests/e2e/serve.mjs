@@ -16,6 +16,7 @@ const TYPES = {
   ".mjs": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".json": "application/json",
+  ".webmanifest": "application/manifest+json",
   ".wasm": "application/wasm",
   ".tflite": "application/octet-stream",
   ".svg": "image/svg+xml",
@@ -28,7 +29,7 @@ const TYPES = {
   ".ico": "image/x-icon",
   ".txt": "text/plain; charset=utf-8",
 };
-const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".wasm", ".svg", ".txt", ".tflite"]);
+const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".wasm", ".svg", ".txt", ".tflite"]);
 
 /** Serve `dir` on 127.0.0.1:`port` (0: any free port); `mounts` maps URL prefixes such as
  * "/bench/" to other folders (used by the benchmark only). */

@@ -1,0 +1,79 @@
+// Offline and installable, in Debian's headless Chromium: after one visit the server is shut
+// down for real, and the page still opens, adds photos, trains and predicts. Then a new
+// version appears on the server: the page offers "reload", and nothing is lost by it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { launch, screenshot, ROOT } from "./browser.mjs";
+import { serve } from "./serve.mjs";
+import { photosOf, pageOpener, card, settled, trainAndWait, predictFile } from "./steps.mjs";
+
+/** Shut a server down now, open connections too: the origin is gone. */
+function shutDown(server) {
+  server.closeAllConnections();
+  return new Promise((ok) => server.close(ok));
+}
+
+test("offline after the first visit, installable, and updated without losing anything", { timeout: 600_000 }, async () => {
+  // A copy of www/, so that a "new version" can be written into it.
+  const www = mkdtempSync(join(tmpdir(), "fewshot-www-"));
+  cpSync(join(ROOT, "www"), www, { recursive: true, dereference: true });
+  let server = await serve(www, 0);
+  const port = server.address().port;
+  const origin = `http://127.0.0.1:${port}`;
+  const openPage = pageOpener(origin);
+  const { context, dir } = await launch({ webgpu: false });
+  try {
+    const page = await openPage(context, "?device=cpu");
+    await page.waitForFunction(() => document.body.dataset.offline === "ready", null, { timeout: 120_000 });
+
+    // Installable: Chromium finds nothing missing (manifest, icons, service worker).
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+    assert.deepEqual(installabilityErrors, [], "Chromium's reasons not to offer installing");
+    const manifest = await cdp.send("Page.getAppManifest");
+    assert.deepEqual(manifest.errors, []);
+    await screenshot(page, "offline-1-online");
+
+    // The server goes away. A reload still opens the page, from the service worker.
+    await shutDown(server);
+    const failed = [];
+    context.on("requestfailed", (r) => failed.push(r.url()));
+    await page.reload();
+    await page.waitForFunction(() => ["webgpu", "cpu", "error"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+    assert.equal(await page.getAttribute("body", "data-engine"), "cpu", await page.textContent("#engine-status"));
+
+    // Offline: add photos, train, predict.
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 4));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 4));
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4]);
+    assert.match(await trainAndWait(page), /^Trained/);
+    assert.match(await predictFile(page, photosOf("test", "hat", 1)[0]), /This looks like “hat”/);
+    await screenshot(page, "offline-2-offline");
+    assert.deepEqual(failed, [], "requests that went to the network while offline");
+
+    // A new version on the server: fetched in the background, offered, applied by a reload.
+    const precache = join(www, "pkg/precache.js");
+    writeFileSync(precache, readFileSync(precache, "utf8").replace(/version: "(\w+)"/, 'version: "$1-next"'));
+    server = await serve(www, port);
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+    await page.waitForSelector("#update:not([hidden])", { timeout: 120_000 });
+    await screenshot(page, "offline-3-update");
+    await Promise.all([page.waitForEvent("load", { timeout: 60_000 }), page.click("#update")]);
+    await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4], "the photos after the update");
+    assert.ok(await page.isVisible("#results"), "the model after the update");
+    const caches = await page.evaluate(() => caches.keys());
+    assert.deepEqual(caches.filter((k) => k.startsWith("fewshot-app-")).length, 1, `old versions deleted: ${caches}`);
+    console.log(`# offline: reload, 8 photos added, trained and a prediction made with the server shut down; update offered and applied`);
+  } finally {
+    await context.close();
+    await shutDown(server);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(www, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,83 @@
+// Steps of a person using the page, shared by the page tests: open it, name classes, give
+// photos, wait for them, train, predict.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { echoConsole, SHARED } from "./browser.mjs";
+
+const CLOTHING = join(SHARED, "datasets/clothing-small");
+
+/** The first `n` photos of a class, sorted by name. */
+export function photosOf(split, label, n, skip = 0) {
+  const dir = join(CLOTHING, split, label);
+  return readdirSync(dir).sort().slice(skip, skip + n).map((f) => join(dir, f));
+}
+
+/** openPage(context, query): a new tab on the page at `origin`, once its engine is ready. */
+export const pageOpener = (origin) => async function openPage(context, query = "") {
+  const page = await context.newPage();
+  echoConsole(page);
+  await page.goto(`${origin}/${query}`);
+  await page.waitForFunction(() => ["webgpu", "cpu", "error"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  assert.notEqual(await page.getAttribute("body", "data-engine"), "error", await page.textContent("#engine-status"));
+  // The service worker has kept every file (sw.js): from here on the page needs no network.
+  await page.waitForFunction(() => document.body.dataset.offline === "ready", null, { timeout: 120_000 });
+  return page;
+};
+
+export const card = (page, i) => page.locator(".class-card").nth(i);
+
+export async function nameClass(page, i, name) {
+  await card(page, i).locator(".class-name").fill(name);
+}
+
+export const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length));
+
+/** Wait until each class shows `expected` photos and none is being embedded; returns the counts. */
+export async function settled(page, expected, timeout = 300_000) {
+  await page
+    .waitForFunction(
+      (expected) => {
+        const cards = [...document.querySelectorAll(".class-card")];
+        const shown = cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length);
+        return document.querySelectorAll(".thumb.busy").length === 0 && JSON.stringify(shown) === JSON.stringify(expected);
+      },
+      expected,
+      { timeout },
+    )
+    .catch(() => {});
+  return counts(page);
+}
+
+/** Drop files on a class card the way a browser does: a drop event carrying a DataTransfer. */
+export async function dropFiles(page, i, paths) {
+  const files = paths.map((p) => ({ name: p.split("/").pop(), data: readFileSync(p).toString("base64") }));
+  await card(page, i).locator(".drop").evaluate((zone, files) => {
+    const transfer = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+      transfer.items.add(new File([bytes], f.name, { type: f.name.endsWith(".png") ? "image/png" : "image/jpeg" }));
+    }
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, files);
+}
+
+export async function trainAndWait(page) {
+  await page.click("#train");
+  await page.waitForSelector("#chart-figure:not([hidden])", { timeout: 120_000 });
+  await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 300_000 });
+  return page.textContent("#train-status");
+}
+
+export async function predictFile(page, path) {
+  const previous = await page.getAttribute("#preview-image", "src");
+  await page.setInputFiles("#preview-file", path);
+  await page.waitForFunction(
+    (previous) => document.querySelector("#preview-image").getAttribute("src") !== previous && /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent),
+    previous,
+    { timeout: 120_000 },
+  );
+  const bars = await page.$$eval("#bars .bar", (bars) => bars.map((b) => b.textContent).join(", "));
+  return `${await page.textContent("#verdict")} (${bars})`;
+}
+

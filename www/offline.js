@@ -1,0 +1,40 @@
+// Offline and installable: registers the service worker (sw.js), says when an update is
+// ready (onUpdate(apply): apply() reloads into it), and when the browser offers to install
+// the page as an app (onInstallable(install)). Without service workers (an old browser, a
+// file:// page) the page works as before, online.
+export function startOffline({ onUpdate, onInstallable, onReady }) {
+  window.addEventListener("beforeinstallprompt", (event) => {
+    event.preventDefault();
+    onInstallable(async () => {
+      event.prompt();
+      await event.userChoice;
+      onInstallable(null);
+    });
+  });
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
+  let reloading = false;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (reloading) location.reload();
+  });
+  navigator.serviceWorker
+    .register("sw.js")
+    .then((registration) => {
+      const offer = () => {
+        const waiting = registration.waiting;
+        // The first install is not an update: nothing is running an older version.
+        if (!waiting || !navigator.serviceWorker.controller) return;
+        onUpdate(() => {
+          reloading = true;
+          waiting.postMessage("update");
+        });
+      };
+      offer();
+      registration.addEventListener("updatefound", () => {
+        const installing = registration.installing;
+        installing?.addEventListener("statechange", () => installing.state === "installed" && offer());
+      });
+      return navigator.serviceWorker.ready;
+    })
+    .then(() => onReady())
+    .catch(() => {}); // offline use is a bonus: the page works without it
+}
