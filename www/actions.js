@@ -7,6 +7,7 @@ import { Op, Kind, restartFor } from "./protocol.js";
 import * as store from "./store.js";
 import { writeProject, readProject } from "./projectfile.js";
 import { modelCard, SETTING_NAMES } from "./modelcard.js";
+import { webAppZip } from "./webapp.js";
 import * as webcam from "./webcam.js";
 import { download, videoFor } from "./render.js";
 import { state, update, allPhotos, newId, classSpecs, setting } from "./state.js";
@@ -406,6 +407,22 @@ export async function saveProject() {
     update({ notice: "" });
   } catch (e) {
     update({ notice: `Could not save the project: ${e.message}` });
+  }
+}
+
+/** A ZIP of a page that classifies with this model anywhere (webapp.js). */
+export async function exportWebApp() {
+  if (!state.model) return;
+  try {
+    const read = async (path) => {
+      const response = await fetch(path);
+      if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+      return new Uint8Array(await response.arrayBuffer());
+    };
+    const zip = await webAppZip({ read, model: state.model.bytes, card: currentCard() });
+    download(new Blob([zip], { type: "application/zip" }), "fewshot-web-app.zip");
+  } catch (e) {
+    update({ notice: `Could not export the web app: ${e.message}` });
   }
 }
 

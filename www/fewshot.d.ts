@@ -45,6 +45,17 @@ export interface Verdict {
   heatmap: Heatmap;
 }
 
+/** Below this probability no class is a confident answer. */
+export declare const CONFIDENT: number;
+
+/** What a classification means for a person: "unfamiliar" (none of these), "confident", or
+ * "unsure" (between classes), with the most likely class. */
+export declare function verdict(result: { predictions: Prediction[]; unfamiliar: Unfamiliarity | null }): {
+  kind: "unfamiliar" | "confident" | "unsure";
+  label: string;
+  probability: number;
+};
+
 /** One way a photo is shown to the backbone. */
 export interface View {
   framing: "crop" | "pad";

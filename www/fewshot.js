@@ -12,6 +12,18 @@ import { Op, FewshotError, Kind } from "./protocol.js";
 
 export { FewshotError, Kind };
 
+/** Below this probability no class is a confident answer ("not sure"). */
+export const CONFIDENT = 0.5;
+
+/** What a classification means for a person: { kind: "unfamiliar" (none of these: the photo
+ * is unlike every photo the model learned from) | "confident" | "unsure" (between classes),
+ * label and probability of the most likely class }. */
+export function verdict({ predictions, unfamiliar }) {
+  const [top] = predictions;
+  const kind = unfamiliar?.unfamiliar ? "unfamiliar" : top.probability >= CONFIDENT ? "confident" : "unsure";
+  return { kind, label: top.label, probability: top.probability };
+}
+
 /** The bytes of a model given as a URL, a Blob, an ArrayBuffer or a typed array. */
 async function modelBytes(model) {
   if (model instanceof Uint8Array) return model;

@@ -3,6 +3,7 @@
 // they are only ever set with textContent or value.
 import { drawChart, fitCanvas, LEGEND } from "./chart.js";
 import { setting } from "./state.js";
+import { verdict as verdictOf } from "./fewshot.js";
 
 const $ = (id) => document.getElementById(id);
 const cards = new Map(); // class id -> card element
@@ -20,6 +21,7 @@ export function render(state) {
   notice.textContent = state.notice;
   $("export-model").disabled = !state.model;
   $("model-card").disabled = !state.model;
+  $("export-webapp").disabled = !state.model;
   renderApp(state);
   renderCard(state);
 }
@@ -429,15 +431,14 @@ function renderPreview({ preview, model, webcam, problems, showHeat }) {
     bars.replaceChildren();
     return;
   }
+  const { kind, label } = verdictOf(preview);
   const top = predictions[0];
-  // "None of these" when the photo is unlike every training photo (the engine's judgement,
-  // whatever the number of classes); "not sure" when it is like them but between classes.
-  const foreign = !!preview.unfamiliar?.unfamiliar;
-  const sure = !foreign && top.probability >= 0.5;
+  const foreign = kind === "unfamiliar";
+  const sure = kind === "confident";
   verdict.textContent = foreign
-    ? `None of these: this photo looks unlike every class (closest: “${top.label}”)`
+    ? `None of these: this photo looks unlike every class (closest: “${label}”)`
     : sure
-      ? `This looks like “${top.label}”`
+      ? `This looks like “${label}”`
       : "Not sure: no class is confident";
   verdict.classList.toggle("unsure", !sure);
   verdict.classList.toggle("foreign", foreign);

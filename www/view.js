@@ -84,6 +84,7 @@ export function bind(a) {
     e.target.value = "";
   });
   $("export-model").addEventListener("click", () => a.exportModel());
+  $("export-webapp").addEventListener("click", () => a.exportWebApp());
   $("model-card").addEventListener("click", () => a.showModelCard(true));
   $("card-close").addEventListener("click", () => a.showModelCard(false));
   $("card-dialog").addEventListener("close", () => a.showModelCard(false));

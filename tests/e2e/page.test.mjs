@@ -2,9 +2,11 @@
 // ../shared/datasets/clothing-small, real weights, the real wasm engine in its worker.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { zipSync } from "../../www/vendor/fflate.js";
+import { readFileSync, statSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { tmpdir } from "node:os";
+import { zipSync, unzipSync } from "../../www/vendor/fflate.js";
+import { serve } from "./serve.mjs";
 import { startServer, launch, recordRequests, screenshot, SHARED, OUTPUT, ROOT } from "./browser.mjs";
 import { photosOf, pageOpener, card, nameClass, counts, settled, dropFiles, trainAndWait, predictFile } from "./steps.mjs";
 
@@ -17,7 +19,6 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   const { context, dir } = await launch({ webgpu: true });
   const requests = recordRequests(context);
   const page = await openPage(context);
-  const readyAt = Date.now();
   await screenshot(page, "1-empty");
 
   // Refused with a reason before there are photos.
@@ -139,17 +140,41 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   const modelPath = join(OUTPUT, "model.fewshot");
   await exported.saveAs(modelPath);
 
-  const lastRequestBeforeIdle = requests.length;
-  const httpAfterReady = requests.filter((r) => r.time > readyAt + 0 && /^https?:/.test(r.url) && !r.url.startsWith(origin));
-  assert.deepEqual(httpAfterReady, [], "requests to other origins");
-  assert.ok(requests.every((r) => !/^https?:/.test(r.url) || r.url.startsWith(origin)), "only the page's own origin");
+  // The web app export: unpacked, served on its own, used with its server shut down.
+  const [webapp] = await Promise.all([page.waitForEvent("download"), page.click("#export-webapp")]);
+  const webappPath = join(OUTPUT, "fewshot-web-app.zip");
+  await webapp.saveAs(webappPath);
+  const webappSize = statSync(webappPath).size;
+  const appDir = mkdtempSync(join(tmpdir(), "fewshot-webapp-"));
+  for (const [path, data] of Object.entries(unzipSync(readFileSync(webappPath)))) {
+    mkdirSync(dirname(join(appDir, path)), { recursive: true });
+    writeFileSync(join(appDir, path), data);
+  }
+  const appServer = await serve(appDir, 0);
+  const appOrigin = `http://127.0.0.1:${appServer.address().port}`;
+  const appPage = await context.newPage();
+  await appPage.goto(appOrigin);
+  await appPage.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
+  assert.equal(await appPage.textContent("#title"), "hat · pants · shoes");
+  appServer.closeAllConnections();
+  await new Promise((ok) => appServer.close(ok));
+  await appPage.setInputFiles("#file", hat);
+  await appPage.waitForFunction(() => /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent), null, { timeout: 120_000 });
+  assert.match(await appPage.textContent("#verdict"), /This looks like “hat”/);
+  await screenshot(appPage, "8-web-app");
+  await appPage.close();
+  rmSync(appDir, { recursive: true, force: true });
+  console.log(`# web app export: ${(webappSize / 1e6).toFixed(1)} MB; served, then used with its server shut down`);
+
+  // Only the page's own origin (and the web app's, on its own server).
+  const elsewhere = requests.filter((r) => /^https?:/.test(r.url) && !r.url.startsWith(origin) && !r.url.startsWith(appOrigin));
+  assert.deepEqual(elsewhere, [], "requests to other origins");
   await context.close();
   rmSync(dir, { recursive: true, force: true });
 
   const fresh = await launch({ webgpu: true });
   const requests2 = recordRequests(fresh.context);
   const page2 = await openPage(fresh.context);
-  const loadedAt = Date.now();
   const countAtReady = requests2.filter((r) => /^https?:/.test(r.url)).length;
   assert.deepEqual(await settled(page2, [0, 0]), [0, 0], "a fresh profile starts with two empty classes");
   await page2.setInputFiles("#open-project", projectPath);
@@ -195,8 +220,6 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   await fresh.context.close();
   rmSync(fresh.dir, { recursive: true, force: true });
   console.log(`# page (auto device): 18 photos embedded in ${embedSeconds.toFixed(1)} s; ${status}`);
-  void lastRequestBeforeIdle;
-  void loadedAt;
 });
 
 test("without WebGPU: a folder of folders makes the classes, and it all runs on the CPU", { timeout: 600_000 }, async () => {
