@@ -5,6 +5,7 @@
 import { EngineClient } from "./engine.js";
 import { Op, Kind, restartFor } from "./protocol.js";
 import * as store from "./store.js";
+import * as tabs from "./tabs.js";
 import { writeProject, readProject } from "./projectfile.js";
 import { modelCard, SETTING_NAMES } from "./modelcard.js";
 import { webAppZip } from "./webapp.js";
@@ -29,6 +30,24 @@ function photoFromStored({ id, image, added }) {
 /** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */
 function newPhoto(source, added) {
   return { id: newId(), added, image: null, source, status: "embedding", message: "" };
+}
+
+/** This tab's part when the project is open in several (tabs.js): the first edits, the others
+ * follow what it stores, and take over when it closes. */
+export function joinTabs() {
+  const reload = async () => {
+    await restore();
+    if (state.engine.status === "ready") await seedEngine();
+  };
+  return tabs.joinTabs({
+    onLead: () => {
+      const wasFollowing = state.readOnly;
+      update({ readOnly: false, notice: wasFollowing ? "The other tab was closed: you can edit here now." : state.notice });
+      if (wasFollowing) reload();
+    },
+    onFollow: () => update({ readOnly: true, notice: "This project is open in another tab: edit it there. This tab follows it, and can edit once that tab is closed." }),
+    onChanged: () => state.readOnly && reload(),
+  });
 }
 
 /** Open the project kept in this browser (or start one). */
@@ -56,6 +75,7 @@ export async function restore() {
 let metaTimer = null;
 function saveMeta() {
   clearTimeout(metaTimer);
+  if (state.readOnly) return; // another tab edits
   metaTimer = setTimeout(() => store.putMeta(state).catch((e) => update({ notice: `Could not save: ${e.message}` })), 150);
 }
 
@@ -94,7 +114,8 @@ export function startEngine(device) {
 async function seedEngine() {
   await applySettings(state.settings);
   await syncClasses();
-  markWaiting((await engine.call(Op.Restore)).waiting);
+  // A tab that follows another cleans nothing: what looks orphaned may be half-written there.
+  markWaiting((await engine.call(Op.Restore, { clean: !state.readOnly })).waiting);
   if (state.model?.bytes) {
     try {
       await engine.call(Op.SetModel, { bytes: state.model.bytes });
@@ -157,6 +178,7 @@ const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embe
 /** Embed every photo that needs it; a new photo's JPEG is stored, its embeddings the worker
  * keeps. */
 function embedQueue() {
+  if (state.readOnly) return; // the editing tab embeds; this one shows what it stores
   while (lanes < LANES && state.engine.status === "ready" && nextWaiting()) {
     lanes++;
     lane().finally(() => lanes--);

@@ -1,11 +1,15 @@
-// Boot: bind the page's controls to the actions, open the project kept in this browser, and
-// keep it for offline use, and start the engine (on the device the address asks for, ?device=cpu|webgpu, else the best).
+// Boot: bind the page's controls to the actions, learn whether this tab edits or follows
+// another (tabs.js), open the project kept in this browser, keep the page for offline use,
+// and start the engine (on the device the address asks for, ?device=cpu|webgpu, else the best).
 import * as actions from "./actions.js";
 import { bind } from "./view.js";
 import { update } from "./state.js";
 import { startOffline } from "./offline.js";
 
 bind(actions);
+// Ask the browser not to evict the project when space runs low (granted or not, it works).
+navigator.storage?.persist?.().catch(() => {});
+await actions.joinTabs();
 await actions.restore();
 update({});
 startOffline(actions.offline);

@@ -24,6 +24,7 @@ export function render(state) {
   $("export-webapp").disabled = !state.model;
   renderApp(state);
   renderCard(state);
+  renderReadOnly(state);
 }
 
 function renderCard({ card }) {
@@ -32,6 +33,13 @@ function renderCard({ card }) {
     $("card-text").textContent = card;
     if (!dialog.open) dialog.showModal();
   } else if (dialog.open) dialog.close();
+}
+
+/** A tab that follows another: what would change the project does not respond. */
+function renderReadOnly({ readOnly }) {
+  for (const id of ["class-list", "add-class", "advanced"]) $(id).inert = readOnly;
+  for (const id of ["open-project", "new-project"]) $(id).closest("label, button").inert = readOnly;
+  document.body.dataset.readOnly = readOnly ? "yes" : "no";
 }
 
 function renderApp({ app }) {
@@ -225,7 +233,7 @@ const classOf = (container) => lastState.classes.find((c) => c.id === container.
 
 function renderTraining(state) {
   const { training, model, engine } = state;
-  $("train").disabled = training.running || engine.status !== "ready";
+  $("train").disabled = training.running || engine.status !== "ready" || state.readOnly;
   $("stop").hidden = !training.running;
   const status = $("train-status");
   const last = training.history[training.history.length - 1];

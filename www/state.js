@@ -38,6 +38,8 @@ export const state = {
   /** The app around the page: offline: every file kept for offline use; update: a new
    * version is ready; installable: the browser offers to install the page as an app. */
   app: { offline: false, update: false, installable: false },
+  /** Another tab edits this project: this one follows and changes nothing (tabs.js). */
+  readOnly: false,
   /** One line for the whole page (saved, opened, errors without a better place). */
   notice: "",
 };

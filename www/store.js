@@ -5,6 +5,8 @@
 //
 // Stores: "meta" (one record: classes in order, settings, the model), "photos" (id, class,
 // when added, the JPEG), "embeddings" (id, the engine's viewsKey, every view's floats).
+import { CHANNEL } from "./tabs.js";
+
 const DB_NAME = "fewshot";
 const DB_VERSION = 2;
 
@@ -40,9 +42,15 @@ function open() {
 let dbPromise = null;
 const db = () => (dbPromise ??= open());
 
+// Other tabs hear of every write (tabs.js), so that a tab that follows shows what is stored.
+const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
+
 function done(transaction) {
   return new Promise((resolve, reject) => {
-    transaction.oncomplete = resolve;
+    transaction.oncomplete = () => {
+      if (transaction.mode === "readwrite") channel?.postMessage("changed");
+      resolve();
+    };
     transaction.onerror = () => reject(transaction.error);
     transaction.onabort = () => reject(transaction.error || new Error("storage aborted"));
   });

@@ -60,7 +60,7 @@ const handlers = {
   /** Take the stored embeddings of the project's photos (IndexedDB, read here: they never
    * cross to the page), and forget those of photos no longer in it (orphans of a reload in the
    * middle of adding). Resolves to the photos still to embed. */
-  async [Op.Restore]() {
+  async [Op.Restore]({ clean = true } = {}) {
     await ready();
     const key = project.viewsKey;
     const orphans = [];
@@ -73,7 +73,7 @@ const handlers = {
         if (!project.hasPhoto(id)) orphans.push(id);
       }
     }
-    await store.deleteEmbeddings(orphans).catch(() => {});
+    if (clean) await store.deleteEmbeddings(orphans).catch(() => {});
     return { waiting: project.waiting(), orphans: orphans.length };
   },
 
