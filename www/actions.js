@@ -207,7 +207,14 @@ async function lane() {
       photo.trying = false;
     }
     const owner = state.classes.find((c) => c.photos.includes(photo));
-    if (owner && photo.image) await store.putPhoto(photo, owner.id).catch((e) => update({ notice: `Could not save a photo: ${e.message}` }));
+    if (owner && photo.image) {
+      await store.putPhoto(photo, owner.id).catch(async (e) => {
+        // Shown as not kept (a reload would not find it), and left out of training.
+        Object.assign(photo, { status: "error", message: e.message });
+        update({ notice: `Could not keep a photo: ${e.message}` });
+        await syncClasses();
+      });
+    }
     update({});
   }
 }

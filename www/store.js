@@ -6,6 +6,7 @@
 // Stores: "meta" (one record: classes in order, settings, the model), "photos" (id, class,
 // when added, the JPEG), "embeddings" (id, the engine's viewsKey, every view's floats).
 import { CHANNEL } from "./tabs.js";
+import { FewshotError, Kind } from "./protocol.js";
 
 const DB_NAME = "fewshot";
 const DB_VERSION = 2;
@@ -33,7 +34,17 @@ function open() {
         };
       }
     };
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      const db = request.result;
+      // Closed under us (the disk failed, the browser cleared the site's data): open it
+      // again on the next use instead of failing every write from now on.
+      db.onclose = () => (dbPromise = null);
+      db.onversionchange = () => {
+        db.close();
+        dbPromise = null;
+      };
+      resolve(db);
+    };
     request.onerror = () => reject(request.error);
     request.onblocked = () => reject(new Error("another tab holds an older version of this project open: close it and reload"));
   });
@@ -45,14 +56,24 @@ const db = () => (dbPromise ??= open());
 // Other tabs hear of every write (tabs.js), so that a tab that follows shows what is stored.
 const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
 
+/** A failed write, in words: a full disk says so, and that what was kept is safe. */
+function storageError(error) {
+  // Chromium says QuotaExceededError when the site's quota is used up, and an UnknownError
+  // ("Failed to write blobs") when the disk fills first.
+  if (error?.name === "QuotaExceededError" || /write|disk|space/i.test(error?.message ?? "")) {
+    return new FewshotError(Kind.Storage, "the browser's storage for this page is full, so this was not kept (everything kept before is safe): free disk space or remove photos, then try again");
+  }
+  return new FewshotError(Kind.Storage, `the browser's storage failed (${error?.message || "the write was aborted"})`);
+}
+
 function done(transaction) {
   return new Promise((resolve, reject) => {
     transaction.oncomplete = () => {
       if (transaction.mode === "readwrite") channel?.postMessage("changed");
       resolve();
     };
-    transaction.onerror = () => reject(transaction.error);
-    transaction.onabort = () => reject(transaction.error || new Error("storage aborted"));
+    transaction.onerror = () => reject(storageError(transaction.error));
+    transaction.onabort = () => reject(storageError(transaction.error));
   });
 }
 

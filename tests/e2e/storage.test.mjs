@@ -1,0 +1,104 @@
+// Storage full, for real: Chromium's profile on a small tmpfs (Chromium ignores DevTools'
+// quota override). Photos are added until the disk is full: the page says so, keeps everything
+// stored before, and after a reload the engine still starts (the weights cache and the
+// offline copy are optimisations) and every kept photo is there. Needs root (mount); skipped
+// otherwise, with the reason.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launch, echoConsole, screenshot } from "./browser.mjs";
+
+const { server, origin } = await startServer();
+after(() => server.close());
+const SIZE_MB = 48;
+
+function mountTmpfs() {
+  const dir = mkdtempSync(join(tmpdir(), "fewshot-full-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${SIZE_MB}m`, "tmpfs", dir], { stdio: "pipe" });
+    return dir;
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+async function ready(page) {
+  await page.waitForFunction(() => ["webgpu", "cpu", "error"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+  assert.equal(await page.getAttribute("body", "data-engine"), "cpu", await page.textContent("#engine-status"));
+}
+
+/** The first class's photo count as it says it (thumbnails are virtualised), once no photo
+ * is still being read. */
+async function keptCount(page) {
+  await page.waitForFunction(() => !/to go/.test(document.querySelector(".class-card .count").textContent), null, { timeout: 300_000 });
+  return Number((await page.textContent(".class-card .count")).match(/^(\d+) photo/)[1]);
+}
+
+/** Drop `n` photos of noise (hard to compress: they fill the disk fast) on the first class. */
+const dropNoise = (page, n, seed) =>
+  page.evaluate(
+    async ([n, seed]) => {
+      const transfer = new DataTransfer();
+      for (let i = 0; i < n; i++) {
+        const canvas = new OffscreenCanvas(448, 448);
+        const g = canvas.getContext("2d");
+        const data = g.createImageData(448, 448);
+        for (let j = 0; j < data.data.length; j++) data.data[j] = (Math.sin((j + 1) * (seed + i + 1) * 12.9898) * 43758.5453) % 1 * 255;
+        g.putImageData(data, 0, 0);
+        transfer.items.add(new File([await canvas.convertToBlob({ type: "image/png" })], `noise-${seed}-${i}.png`, { type: "image/png" }));
+      }
+      document.querySelector(".class-card .drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+    },
+    [n, seed],
+  );
+
+test("storage full: said, nothing kept is lost, and the engine still starts", { timeout: 900_000 }, async (t) => {
+  const disk = mountTmpfs();
+  if (!disk) return t.skip("cannot mount a tmpfs here (needs root)");
+  const { context } = await launch({ webgpu: false, userDataDir: join(disk, "profile") });
+  try {
+    const page = await context.newPage();
+    echoConsole(page);
+    await page.goto(`${origin}/?device=cpu`);
+    await ready(page);
+    let full = false;
+    let batches = 0;
+    while (!full && batches < 40) {
+      await dropNoise(page, 10, batches++);
+      const n = await keptCount(page);
+      if (process.env.VERBOSE) console.log(`batch ${batches}: ${n} kept; ${execFileSync("df", ["-k", disk]).toString().split("\n")[1]}; ${await page.textContent("#notice")}`);
+      full = /storage for this page is full/.test(await page.textContent("#notice"));
+    }
+    assert.ok(full, `the disk never filled in ${batches} batches of 10 photos`);
+    const notice = await page.textContent("#notice");
+    await screenshot(page, "storage-full");
+    const shown = await keptCount(page);
+    const kept = await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const open = indexedDB.open("fewshot");
+          open.onsuccess = () => {
+            const request = open.result.transaction("photos").objectStore("photos").count();
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          };
+          open.onerror = () => reject(open.error);
+        }),
+    );
+    assert.ok(kept > 0, "photos were kept before the disk filled");
+    assert.equal(shown, kept, "the page shows as kept exactly the photos that are stored");
+
+    await page.reload();
+    await ready(page);
+    assert.equal(await keptCount(page), kept, "every photo kept before the disk filled is there after a reload");
+    console.log(`# storage full (${SIZE_MB} MB disk): after ${batches * 10} photos offered, ${kept} kept and all back after a reload; the engine started again; said: "${notice.slice(0, 90)}…"`);
+  } finally {
+    await context.close();
+    execFileSync("umount", ["-l", disk]);
+    rmSync(disk, { recursive: true, force: true });
+  }
+});
