@@ -21,9 +21,11 @@ function newClass(name) {
   return { id: newId(), name, photos: [] };
 }
 
-/** A stored photo: ready unless the engine says it wants it embedded (markWaiting). Its
- * embeddings live in the engine's worker, not here. */
-function photoFromStored({ id, image, added }) {
+/** A stored photo: ready unless the engine says it wants it embedded (markWaiting), or one
+ * given but not read before a reload (pending: read now). Its embeddings live in the
+ * engine's worker, not here. */
+function photoFromStored({ id, image, added, pending, name }) {
+  if (pending) return { id, added, image: null, source: new File([image], name || "photo"), status: "embedding", message: "" };
   return { id: id || newId(), added: added || Date.now(), image, status: "ready", message: "" };
 }
 
@@ -132,7 +134,10 @@ async function recover(error) {
   if (!device) return false;
   engine.restart();
   const where = device === "cpu" && state.engine.device === "webgpu" ? " on the CPU" : "";
-  update({ notice: `The engine stopped (${error.message}). Restarting it${where}; your photos are safe.` });
+  // The driver's own words help a bug report, not the person: they go to the console.
+  console.warn("engine restarted after:", error);
+  const what = error.kind === Kind.GpuLost ? "The GPU stopped working (the browser lost its graphics process)" : "The engine stopped unexpectedly";
+  update({ notice: `${what}. Carrying on${where}; your photos are safe.` });
   await startEngine(device).catch(() => {});
   return true;
 }
@@ -181,7 +186,11 @@ function embedQueue() {
   if (state.readOnly) return; // the editing tab embeds; this one shows what it stores
   while (lanes < LANES && state.engine.status === "ready" && nextWaiting()) {
     lanes++;
-    lane().finally(() => lanes--);
+    // A lane that ended (the engine restarted under it) hands on to a new one.
+    lane().finally(() => {
+      lanes--;
+      embedQueue();
+    });
   }
 }
 
@@ -199,7 +208,11 @@ async function lane() {
       if (!owner?.photos.includes(photo)) continue; // removed meanwhile
       setProblems(classId, [...(state.problems[classId] || []), `${photo.source?.name || "A photo"}: ${e.message}`]);
       if (photo.image) Object.assign(photo, { status: "error", message: e.message });
-      else owner.photos = owner.photos.filter((p) => p !== photo); // never stored: nothing to keep
+      else {
+        // Never read: nothing to keep (and its bytes as given are forgotten).
+        owner.photos = owner.photos.filter((p) => p !== photo);
+        store.deletePhotos([photo.id]).catch(() => {});
+      }
       photo.source = null;
       await syncClasses();
       continue;
@@ -226,6 +239,7 @@ async function lane() {
 export async function addFiles(classId, items) {
   classId ??= state.classes[0]?.id;
   let added = 0;
+  const given = [];
   for (const { file, folder } of items) {
     let target = findClass(classId);
     if (folder) {
@@ -238,9 +252,13 @@ export async function addFiles(classId, items) {
       }
     }
     if (!target) continue;
-    target.photos.push(newPhoto(file, Date.now() + added++));
+    const photo = newPhoto(file, Date.now() + added++);
+    target.photos.push(photo);
+    given.push([photo, target.id]);
   }
   saveMeta();
+  // Kept as given at once, in one transaction, so that a reload now loses none of them.
+  store.putPhotos(given).catch((e) => update({ notice: `Could not keep the photos: ${e.message}` }));
   update({ problems: { ...state.problems, [classId]: [] }, training: { ...state.training, error: "" } });
   await syncClasses();
   embedQueue();
@@ -387,7 +405,7 @@ export async function openProject(file) {
       if (state.engine.status === "ready") await syncClasses();
       throw e;
     }
-    const classes = opened.map((c) => ({ ...c, photos: c.photos.map((p) => (p.image ? photoFromStored(p) : newPhoto(p.source, p.added))) }));
+    const classes = opened.map((c) => ({ ...c, photos: c.photos.map((p) => (p.image ? photoFromStored(p) : { ...newPhoto(p.source, p.added), id: p.id })) }));
     stopAllWebcams();
     state.settings = project.settings;
     const notes = [`Opened ${file.name}: ${classes.length} classes, ${classes.reduce((n, c) => n + c.photos.length, 0)} photos`];
@@ -552,7 +570,7 @@ export function movePhoto(fromId, photoId, toId) {
   if (!photo || !to) return;
   from.photos = from.photos.filter((p) => p !== photo);
   to.photos.push(photo);
-  if (photo.image) store.putPhoto(photo, to.id).catch((e) => update({ notice: `Could not save the move: ${e.message}` }));
+  store.putPhoto(photo, to.id).catch((e) => update({ notice: `Could not save the move: ${e.message}` }));
   classesChanged();
 }
 

@@ -77,8 +77,15 @@ function done(transaction) {
   });
 }
 
-/** A photo as stored: its image, class and when it was added. */
-const photoRecord = (photo, classId) => ({ id: photo.id, classId, added: photo.added, image: photo.image });
+/** A photo as stored: its image, class and when it was added. A photo given but not read
+ * yet is kept too ("pending", its bytes as given, typeless, with its file name), so that a
+ * reload in the middle of adding a folder loses nothing; a webcam frame (an ImageBitmap,
+ * read at once) is not: null. */
+function photoRecord(photo, classId) {
+  if (photo.image) return { id: photo.id, classId, added: photo.added, image: photo.image };
+  if (!(photo.source instanceof Blob)) return null;
+  return { id: photo.id, classId, added: photo.added, pending: true, name: photo.source.name ?? "", image: new Blob([photo.source]) };
+}
 
 /** Embeddings as stored: one buffer (older versions kept one per view). */
 function embeddingsOf(stored) {
@@ -91,9 +98,14 @@ function embeddingsOf(stored) {
 }
 
 /** Store a photo (not its embeddings: the engine stores those, putEmbeddings). */
-export async function putPhoto(photo, classId) {
+export const putPhoto = (photo, classId) => putPhotos([[photo, classId]]);
+
+/** Store photos ([[photo, classId]]) in one transaction: all or none. */
+export async function putPhotos(pairs) {
+  const records = pairs.map(([photo, classId]) => photoRecord(photo, classId)).filter(Boolean);
+  if (records.length === 0) return;
   const t = (await db()).transaction("photos", "readwrite");
-  t.objectStore("photos").put(photoRecord(photo, classId));
+  for (const record of records) t.objectStore("photos").put(record);
   return done(t);
 }
 
@@ -148,8 +160,9 @@ export async function replace(project) {
   t.objectStore("meta").put(metaRecord(project), "project");
   for (const c of project.classes)
     for (const p of c.photos) {
-      if (!p.image) continue;
-      t.objectStore("photos").put(photoRecord(p, c.id));
+      const record = photoRecord(p, c.id);
+      if (!record) continue;
+      t.objectStore("photos").put(record);
       if (p.embeddings) t.objectStore("embeddings").put({ id: p.id, viewsKey: p.viewsKey ?? null, data: p.embeddings.buffer.slice(0) });
     }
   return done(t);
@@ -167,11 +180,7 @@ export async function load() {
   const byClass = new Map(meta.classes.map((c) => [c.id, []]));
   for (const p of photosRequest.result) {
     if (!byClass.has(p.classId)) continue;
-    byClass.get(p.classId).push({
-      id: p.id,
-      added: p.added,
-      image: p.image,
-    });
+    byClass.get(p.classId).push({ id: p.id, added: p.added, image: p.image, pending: !!p.pending, name: p.name });
   }
   for (const photos of byClass.values()) photos.sort((a, b) => a.added - b.added);
   return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: byClass.get(c.id) })) };

@@ -31,7 +31,8 @@ export async function nameClass(page, i, name) {
   await card(page, i).locator(".class-name").fill(name);
 }
 
-export const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length));
+/** Photos shown read and kept, per class (not those still being read, nor failed ones). */
+export const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed):not(.busy)").length));
 
 /** Wait until each class shows `expected` photos and none is being embedded; returns the counts. */
 export async function settled(page, expected, timeout = 300_000) {

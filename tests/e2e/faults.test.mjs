@@ -1,0 +1,93 @@
+// Faults the page must survive, for real, in Debian's headless Chromium: the GPU process
+// killed by its pid while photos are embedded on WebGPU, and the page reloaded in the
+// middle of adding a folder. Each states what must survive and checks it after the fault.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { startServer, launch, screenshot } from "./browser.mjs";
+import { photosOf, pageOpener, card, settled } from "./steps.mjs";
+
+const { server, origin } = await startServer();
+after(() => server.close());
+const openPage = pageOpener(origin);
+
+/** Pids of the GPU processes of the Chromium whose profile is `dir`. */
+function gpuProcesses(dir) {
+  const rows = execFileSync("ps", ["-eo", "pid,ppid,args"]).toString().split("\n").slice(1);
+  const procs = rows.filter(Boolean).map((r) => {
+    const [, pid, ppid, args] = r.match(/^\s*(\d+)\s+(\d+)\s+(.*)$/);
+    return { pid: Number(pid), ppid: Number(ppid), args };
+  });
+  // The GPU process is a child of one of this profile's processes (a zygote, here).
+  const ours = new Set(procs.filter((p) => p.args.includes(`--user-data-dir=${dir}`)).map((p) => p.pid));
+  return procs.filter((p) => ours.has(p.ppid) && p.args.includes("--type=gpu-process")).map((p) => p.pid);
+}
+
+test("the GPU process killed while embedding on WebGPU: said, carried on, nothing lost", { timeout: 900_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: true });
+  try {
+    const page = await openPage(context, "?device=webgpu");
+    assert.equal(await page.getAttribute("body", "data-engine"), "webgpu");
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 4));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 4));
+    // Once the first photo is in, kill the GPU process mid-way through the others.
+    await page.waitForFunction(() => document.querySelectorAll(".thumb:not(.busy)").length >= 1, null, { timeout: 300_000 });
+    const pids = gpuProcesses(dir);
+    assert.ok(pids.length >= 1, "a GPU process to kill");
+    const killedAt = Date.now();
+    for (const pid of pids) process.kill(pid, "SIGKILL");
+    // The page says so and carries on; every photo is embedded in the end.
+    await page.waitForFunction(() => /The GPU stopped working/.test(document.querySelector("#notice").textContent), null, { timeout: 120_000 });
+    const notice = await page.textContent("#notice");
+    const seconds = (Date.now() - killedAt) / 1000;
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo, after the GPU process died");
+    await screenshot(page, "fault-gpu-killed");
+    const engine = await page.getAttribute("body", "data-engine");
+    await page.reload();
+    await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo, after a reload");
+    console.log(`# GPU process killed (pids ${pids}): said after ${seconds.toFixed(1)} s ("${notice}"), carried on on ${engine}, 8 of 8 photos kept`);
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a reload in the middle of adding photos loses none, and leaves no orphans", { timeout: 600_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: false });
+  try {
+    const page = await openPage(context, "?device=cpu");
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 12));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 12));
+    await page.waitForFunction(() => document.querySelectorAll(".thumb:not(.busy)").length >= 3, null, { timeout: 300_000 });
+    const readBeforeReload = await page.$$eval(".thumb:not(.busy)", (t) => t.length);
+    await page.reload();
+    await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+    assert.deepEqual(await settled(page, [12, 12]), [12, 12], "every photo given before the reload");
+    // No record without its class, none twice: what is stored is exactly what is shown.
+    const stored = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          indexedDB.open("fewshot").onsuccess = ({ target }) => {
+            const t = target.result.transaction(["photos", "embeddings"]);
+            const photos = t.objectStore("photos").getAll();
+            const embeddings = t.objectStore("embeddings").getAllKeys();
+            t.oncomplete = () => resolve({ photos: photos.result.map((p) => ({ id: p.id, pending: !!p.pending })), embeddings: embeddings.result });
+          };
+        }),
+    );
+    const shown = await page.$$eval(".thumb", (t) => t.map((x) => x.dataset.photoId).sort());
+    assert.deepEqual(stored.photos.map((p) => p.id).sort(), shown);
+    assert.equal(stored.photos.filter((p) => p.pending).length, 0, "none left half-read");
+    assert.deepEqual([...stored.embeddings].sort(), shown, "embeddings of exactly these photos");
+    console.log(`# reload while adding 24 photos (${readBeforeReload} read before it): 24 of 24 there after, 0 orphans`);
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
