@@ -1,8 +1,9 @@
 //! Learning from labelled embeddings, start to finish, in the one order the page and the CLI
-//! share: train the head on every photo ([`crate::train`]), cross-validate it
-//! ([`crate::validate`]), study the photos for "none of these" and near-duplicates
-//! ([`crate::familiar`]), and write the model file ([`crate::model`]). One piece of work a
-//! [`Learning::step`], so that the page's worker can answer a stop between steps.
+//! share: train the head on every photo ([`crate::train`]), study the photos for "none of
+//! these" and near-duplicates ([`crate::familiar`]), cross-validate ([`crate::validate`]),
+//! and write the model file ([`crate::model`]). One piece of work a [`Learning::step`] (one
+//! optimiser step, of the head or of a fold), so that the page's worker can answer a stop
+//! between any two.
 
 use serde::Serialize;
 
@@ -36,6 +37,9 @@ pub struct Learning {
     trained: Option<Trained>,
     validator: Option<CrossValidator>,
     validation: Option<CrossValidation>,
+    /// What study found, done as a step of its own before cross-validation, so that a stop
+    /// while checking does not wait for it.
+    studied: Option<(Option<Familiarity>, Vec<(usize, usize)>)>,
 }
 
 /// What learning leaves.
@@ -65,6 +69,7 @@ impl Learning {
             trained: None,
             validator: None,
             validation: None,
+            studied: None,
         })
     }
 
@@ -80,6 +85,7 @@ impl Learning {
                 return Ok(Some(Progress::Training(report)));
             }
             self.trained = self.trainer.take().map(Trainer::finish);
+            self.studied = Some(study(&self.data, self.config.seed));
             self.validator = CrossValidator::new(&self.data, &self.config)?;
             // Said before the first fold runs, so that a stop skips all of them at once.
             if let Some(validator) = &self.validator {
@@ -88,7 +94,7 @@ impl Learning {
         }
         if let Some(validator) = &mut self.validator {
             let folds = validator.folds;
-            if let Some(fold) = validator.next_fold(&self.data)? {
+            if let Some(fold) = validator.next_step(&self.data)? {
                 return Ok(Some(Progress::Validating { fold, folds }));
             }
             self.validation = self.validator.take().and_then(|v| v.finish(&self.data));
@@ -122,7 +128,7 @@ impl Learning {
         }
         let trained = self.trained.expect("a trainer is finished by stop()");
         let stopped = trained.stopped || (self.validation.is_none() && crate::validate::assign_folds(&self.data, self.config.seed).is_some());
-        let (familiarity, duplicates) = study(&self.data, self.config.seed);
+        let (familiarity, duplicates) = self.studied.take().unwrap_or_else(|| study(&self.data, self.config.seed));
         let model = model_of(&trained, &self.backbone_sha256, self.seeing, self.validation.as_ref().map(|v| v.figures.clone()), familiarity);
         Learned { model, history: trained.history, validation: self.validation, duplicates, stopped }
     }
@@ -158,16 +164,25 @@ mod tests {
     fn trains_then_validates_then_writes_a_model() {
         let data = clusters(15, 3);
         let learning = Learning::new(data, TrainConfig::default(), Seeing::default(), "sha").unwrap();
-        let mut phases = vec![];
+        let (mut phases, mut folds_done) = (vec![], vec![]);
         let learned = learning
             .run(|p| {
                 phases.push(matches!(p, Progress::Training(_)));
+                if let Progress::Validating { fold, folds } = *p {
+                    assert_eq!(folds, 5);
+                    folds_done.push(fold);
+                }
                 true
             })
             .unwrap();
         let first_fold = phases.iter().position(|&training| !training).unwrap();
         assert!(first_fold > 0 && phases[first_fold..].iter().all(|&t| !t), "training, then folds only");
-        assert_eq!(phases.len() - first_fold, 6, "45 photos: 5 folds, announced before the first");
+        // One report an optimiser step of each fold: folds done, from 0 (announced before the
+        // first) to 5, never going back.
+        assert!(folds_done.windows(2).all(|w| w[0] <= w[1]));
+        folds_done.dedup();
+        assert_eq!(folds_done, vec![0, 1, 2, 3, 4, 5], "45 photos: 5 folds");
+        assert!(phases.len() - first_fold > 6, "several steps a fold, each a chance to stop");
         assert!(!learned.stopped);
         assert!(learned.model.info.validation.is_some());
         assert_eq!(learned.history.len(), first_fold);
@@ -180,6 +195,23 @@ mod tests {
         assert!(learned.stopped);
         assert_eq!(learned.history.len(), 1);
         assert!(learned.validation.is_none() && learned.model.info.validation.is_none());
+    }
+
+    #[test]
+    fn a_stop_while_checking_ends_at_once_without_figures() {
+        let learning = Learning::new(clusters(15, 3), TrainConfig::default(), Seeing::default(), "sha").unwrap();
+        let mut checking = 0;
+        let learned = learning
+            .run(|p| {
+                if matches!(p, Progress::Validating { .. }) {
+                    checking += 1;
+                }
+                checking < 3
+            })
+            .unwrap();
+        assert_eq!(checking, 3, "stopped on the third step of checking, inside the first fold");
+        assert!(learned.stopped && learned.validation.is_none());
+        assert!(learned.model.info.validation.is_none(), "no figures from a check cut short");
     }
 
     #[test]

@@ -69,15 +69,20 @@ const FOLD_SEED: u64 = 0xf01d_5eed;
 /// photos to hold one out.
 pub fn cross_validate(data: &Dataset, config: &TrainConfig, mut on_fold: impl FnMut(usize, usize) -> bool) -> Result<Option<CrossValidation>> {
     let Some(mut validator) = CrossValidator::new(data, config)? else { return Ok(None) };
-    while let Some(done) = validator.next_fold(data)? {
-        if !on_fold(done, validator.folds) {
-            return Ok(None);
+    let mut reported = 0;
+    while let Some(done) = validator.next_step(data)? {
+        if done > reported {
+            reported = done;
+            if !on_fold(done, validator.folds) {
+                return Ok(None);
+            }
         }
     }
     Ok(validator.finish(data))
 }
 
-/// Cross-validation in progress, one fold a call, so that the page can yield between folds.
+/// Cross-validation in progress, one optimiser step a call, so that the page's worker can
+/// answer a stop between any two (a whole fold of thousands of photos takes seconds).
 /// Every call takes the same dataset it was made for.
 pub struct CrossValidator {
     config: TrainConfig,
@@ -85,6 +90,8 @@ pub struct CrossValidator {
     pub folds: usize,
     fold_of: Vec<usize>,
     done: usize,
+    /// The fold being trained: its held-out photos and its trainer.
+    current: Option<(Vec<usize>, Trainer)>,
     predictions: Vec<usize>,
     confidence: Vec<f32>,
 }
@@ -100,32 +107,44 @@ impl CrossValidator {
             folds,
             fold_of,
             done: 0,
+            current: None,
             predictions: vec![0; data.len()],
             confidence: vec![0.0; data.len()],
         }))
     }
 
-    /// Train without the next fold and predict it; the number of folds done, `None` when all are.
-    pub fn next_fold(&mut self, data: &Dataset) -> Result<Option<usize>> {
+    /// One optimiser step of the fold in progress (starting the next fold, or predicting the
+    /// one just trained): the number of folds done so far, `None` when all are.
+    pub fn next_step(&mut self, data: &Dataset) -> Result<Option<usize>> {
         if self.done >= self.folds {
             return Ok(None);
         }
         if data.len() != self.fold_of.len() {
             return Err(crate::error::Error::Internal("cross-validation was given another dataset".into()));
         }
-        let (fold, k) = (self.done, data.labels.len());
-        let (held, kept): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| self.fold_of[i] == fold);
-        if !held.is_empty() {
-            let mut trainer = Trainer::on(data, &kept, self.config.clone())?;
-            while trainer.step().is_some() {}
-            let weights = trainer.finish().weights;
-            let x: Vec<f32> = held.iter().flat_map(|&i| data.embedding(i).iter().copied()).collect();
-            let mut p = weights.logits(&x);
-            softmax_rows(&mut p, k);
-            for ((&photo, class), row) in held.iter().zip(argmax_rows(&p, k)).zip(p.chunks_exact(k)) {
-                self.predictions[photo] = class;
-                self.confidence[photo] = row[class];
+        let k = data.labels.len();
+        if self.current.is_none() {
+            let fold = self.done;
+            let (held, kept): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| self.fold_of[i] == fold);
+            if held.is_empty() {
+                self.done += 1;
+                return Ok(Some(self.done));
             }
+            self.current = Some((held, Trainer::on(data, &kept, self.config.clone())?));
+        }
+        if let Some((_, trainer)) = &mut self.current {
+            if trainer.step().is_some() {
+                return Ok(Some(self.done));
+            }
+        }
+        let Some((held, trainer)) = self.current.take() else { return Ok(Some(self.done)) };
+        let weights = trainer.finish().weights;
+        let x: Vec<f32> = held.iter().flat_map(|&i| data.embedding(i).iter().copied()).collect();
+        let mut p = weights.logits(&x);
+        softmax_rows(&mut p, k);
+        for ((&photo, class), row) in held.iter().zip(argmax_rows(&p, k)).zip(p.chunks_exact(k)) {
+            self.predictions[photo] = class;
+            self.confidence[photo] = row[class];
         }
         self.done += 1;
         Ok(Some(self.done))

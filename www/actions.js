@@ -214,6 +214,7 @@ async function lane() {
         store.deletePhotos([photo.id]).catch(() => {});
       }
       photo.source = null;
+      update({ classes: state.classes });
       await syncClasses();
       continue;
     } finally {
@@ -224,7 +225,7 @@ async function lane() {
       await store.putPhoto(photo, owner.id).catch(async (e) => {
         // Shown as not kept (a reload would not find it), and left out of training.
         Object.assign(photo, { status: "error", message: e.message });
-        update({ notice: `Could not keep a photo: ${e.message}` });
+        update({ classes: state.classes, notice: `Could not keep a photo: ${e.message}` });
         await syncClasses();
       });
     }
@@ -272,10 +273,11 @@ export async function train() {
   try {
     if (!(await syncClasses())) throw Object.assign(new Error(state.classRule), { kind: Kind.BadInput });
     const result = await engine.call(Op.Train, {}, {
-      onProgress: (report) =>
-        report.phase === "validating"
-          ? update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } })
-          : update({ training: { ...state.training, history: [...state.training.history, report] } }),
+      // Checking reports every optimiser step of every fold: the page shows folds done.
+      onProgress: (report) => {
+        if (report.phase !== "validating") return update({ training: { ...state.training, history: [...state.training.history, report] } });
+        if (report.fold !== state.training.validating?.fold) update({ training: { ...state.training, validating: { fold: report.fold, folds: report.folds } } });
+      },
     });
     const seconds = (performance.now() - started) / 1000;
     const model = {

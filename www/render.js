@@ -9,10 +9,16 @@ const $ = (id) => document.getElementById(id);
 const cards = new Map(); // class id -> card element
 const thumbs = new Map(); // photo id -> thumbnail element
 
-export function render(state) {
+/** What the class cards show: a change to anything else (training's progress, many times a
+ * second) leaves them be. Measured while training 2,000 photos, re-rendering every card on
+ * each step took 1.5 s of the page's main thread (tests/bench/page.mjs, PROFILE=1). */
+const CARD_KEYS = new Set(["classes", "problems", "webcam", "engine", "readOnly", "model", "schema"]);
+
+/** Render the page; `changed`: the keys of state that changed (none: anything may have). */
+export function render(state, changed = []) {
   lastState = state;
   renderEngine(state);
-  renderClasses(state);
+  if (changed.length === 0 || changed.some((key) => CARD_KEYS.has(key))) renderClasses(state);
   renderTraining(state);
   renderResults(state);
   renderPreview(state);
@@ -115,7 +121,7 @@ function renderClasses(state) {
       cards.delete(id);
     }
   }
-  classesShown = true;
+  if (state.classes.length) classesShown = true;
   const photoIds = new Set(state.classes.flatMap((c) => c.photos.map((p) => p.id)));
   for (const id of [...thumbs.keys()]) if (!photoIds.has(id)) forget(id);
 }

@@ -46,7 +46,7 @@ export const state = {
 
 export function update(patch) {
   Object.assign(state, patch);
-  render(state);
+  render(state, Object.keys(patch));
 }
 
 /** Every photo of every class, with its class index. */

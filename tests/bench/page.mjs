@@ -116,6 +116,61 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
   await cdp.send("HeapProfiler.collectGarbage");
   out.jsHeapUsedBytes = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
   out.photos = N;
+
+  // 3. Training that project: the main thread's longest task while it trains, and how long
+  // Stop takes to act, pressed at three moments (early in training, later, while checking).
+  if (await page.$("#stop")) {
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => list.getEntries().forEach((e) => window.longTasks.push(e.duration))).observe({ type: "longtask" });
+    });
+    // PROFILE=1: a CPU profile of the page's main thread while it trains, summed by function.
+    const profiler = process.env.PROFILE ? await context.newCDPSession(page) : null;
+    if (profiler) await profiler.send("Profiler.enable").then(() => profiler.send("Profiler.start"));
+    const trainFully = Date.now();
+    await page.click("#train");
+    await page.waitForFunction(() => /^Trained/.test(document.querySelector("#train-status").textContent), null, { timeout: 900_000, polling: 50 });
+    out.trainSeconds = (Date.now() - trainFully) / 1000;
+    if (profiler) {
+      const { profile } = await profiler.send("Profiler.stop");
+      const self = new Map();
+      const interval = (profile.endTime - profile.startTime) / profile.samples.length / 1000;
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      for (const id of profile.samples) {
+        const { functionName, url, lineNumber } = byId.get(id).callFrame;
+        const key = `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
+        self.set(key, (self.get(key) || 0) + interval);
+      }
+      console.log("main thread while training, self time (ms):");
+      for (const [key, ms] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${ms.toFixed(0).padStart(6)}  ${key}`);
+    }
+    out.longestTaskMs = await page.evaluate(() => Math.max(0, ...window.longTasks));
+    out.stopMs = [];
+    for (const when of ["training", "later", "validating"]) {
+      await page.click("#train");
+      await page.waitForFunction(
+        (when) => {
+          const text = document.querySelector("#train-status").textContent;
+          if (when === "validating") return /Checking accuracy/.test(text);
+          const step = Number(text.match(/step (\d+)/)?.[1] ?? -1);
+          return when === "training" ? step >= 1 : step >= 10;
+        },
+        when,
+        { timeout: 900_000, polling: 10 },
+      );
+      out.stopMs.push(
+        await page.evaluate(
+          () =>
+            new Promise((resolve) => {
+              const t = performance.now();
+              document.querySelector("#stop").click();
+              const check = () => (document.querySelector("#stop").hidden ? resolve(performance.now() - t) : requestAnimationFrame(check));
+              check();
+            }),
+        ),
+      );
+    }
+  }
   await context.close();
 }
 server.close();
@@ -129,3 +184,8 @@ console.log(`| ${N} photos: reopened until trainable (s) | ${out.openReadySecond
 console.log(`| ${N} photos: JS heap of the page, after GC | ${mb(out.jsHeapUsedBytes)} |`);
 console.log(`| ${N} photos: DOM elements | ${out.domNodes} |`);
 console.log(`| ${N} photos: IndexedDB | ${mb(out.indexedDbBytes)} |`);
+if (out.stopMs) {
+  console.log(`| ${N} photos: train and check, from the click (s) | ${out.trainSeconds.toFixed(2)} |`);
+  console.log(`| ${N} photos: longest main-thread task while training (ms) | ${out.longestTaskMs.toFixed(0)} |`);
+  console.log(`| ${N} photos: Stop, pressed early / later in training / while checking (ms) | ${out.stopMs.map((x) => x.toFixed(0)).join(" / ")} |`);
+}

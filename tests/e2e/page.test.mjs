@@ -113,7 +113,8 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
     const c = document.querySelectorAll(".class-card")[1];
     return c.querySelectorAll(".thumb").length === 7 || c.querySelectorAll(".problems li").length > 0;
   }, null, { timeout: 120_000 });
-  const afterHuge = await settled(page, await counts(page));
+  await page.waitForFunction(() => !document.querySelector(".thumb.busy"), null, { timeout: 300_000 });
+  const afterHuge = await counts(page);
   assert.equal(afterHuge[0], 8);
   assert.ok(afterHuge[1] === 7 || (await card(page, 1).locator(".problems li").count()) === 1);
   await screenshot(page, "6-bad-input");
