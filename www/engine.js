@@ -7,7 +7,8 @@ import { Op, Kind, FewshotError, errorFromMessage } from "./protocol.js";
 export const WEIGHTS_FILE = "weights/mobilenet_v2_1.0_224_quant.tflite";
 const CACHE = "fewshot-weights-v1";
 
-async function sha256Hex(buffer) {
+/** The sha256 of bytes, in hex. */
+export async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

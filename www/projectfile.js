@@ -16,6 +16,7 @@
 import { zipSync, unzipSync, strToU8, strFromU8 } from "./vendor/fflate.js";
 import { sniffType } from "./image.js";
 import { badInput } from "./protocol.js";
+import { sha256Hex } from "./engine.js";
 
 export const FORMAT = "fewshot-project";
 export const VERSION = 2;
@@ -78,11 +79,6 @@ export async function writeProject({ classes, settings, model, backbone, card })
   const manifest = { format: FORMAT, version: VERSION, saved: new Date().toISOString(), backbone, settings, classes: manifestClasses, model: manifestModel, checksums };
   files["project.json"] = strToU8(JSON.stringify(manifest, null, 1));
   return zipSync(files, { level: 6 });
-}
-
-async function sha256Hex(bytes) {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Float32 data as little-endian bytes (every machine a browser runs on is little-endian; the

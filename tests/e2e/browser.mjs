@@ -30,6 +30,12 @@ export async function startServer(mounts = {}, www = join(ROOT, "www")) {
   return { server, origin: `http://127.0.0.1:${server.address().port}` };
 }
 
+/** Shut a server down now, open connections too: the origin is gone. */
+export function shutDown(server) {
+  server.closeAllConnections();
+  return new Promise((ok) => server.close(ok));
+}
+
 /** A fresh browser profile; webgpu: whether to enable WebGPU. */
 export async function launch({ webgpu = true, userDataDir } = {}) {
   const dir = userDataDir || mkdtempSync(join(tmpdir(), "fewshot-chromium-"));

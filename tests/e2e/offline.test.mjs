@@ -6,15 +6,9 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, screenshot, ROOT } from "./browser.mjs";
+import { launch, screenshot, shutDown, ROOT } from "./browser.mjs";
 import { serve } from "./serve.mjs";
 import { photosOf, pageOpener, card, settled, trainAndWait, predictFile } from "./steps.mjs";
-
-/** Shut a server down now, open connections too: the origin is gone. */
-function shutDown(server) {
-  server.closeAllConnections();
-  return new Promise((ok) => server.close(ok));
-}
 
 test("offline after the first visit, installable, and updated without losing anything", { timeout: 600_000 }, async () => {
   // A copy of www/, so that a "new version" can be written into it.

@@ -7,7 +7,7 @@ import { join, dirname } from "node:path";
 import { tmpdir } from "node:os";
 import { zipSync, unzipSync } from "../../www/vendor/fflate.js";
 import { serve } from "./serve.mjs";
-import { startServer, launch, recordRequests, screenshot, SHARED, OUTPUT, ROOT } from "./browser.mjs";
+import { startServer, launch, recordRequests, screenshot, shutDown, SHARED, OUTPUT, ROOT } from "./browser.mjs";
 import { photosOf, pageOpener, card, nameClass, counts, settled, dropFiles, trainAndWait, predictFile } from "./steps.mjs";
 
 const FIXTURES = join(ROOT, "tests/e2e/fixtures");
@@ -157,8 +157,7 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   await appPage.goto(appOrigin);
   await appPage.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
   assert.equal(await appPage.textContent("#title"), "hat · pants · shoes");
-  appServer.closeAllConnections();
-  await new Promise((ok) => appServer.close(ok));
+  await shutDown(appServer);
   await appPage.setInputFiles("#file", hat);
   await appPage.waitForFunction(() => /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent), null, { timeout: 120_000 });
   assert.match(await appPage.textContent("#verdict"), /This looks like “hat”/);
