@@ -187,7 +187,9 @@ test_all() {
   cargo test -q --all-targets
   wasm
   say "page tests in headless Chromium"
-  node --test --test-concurrency=1 tests/e2e/*.test.mjs
+  # Each test has its own timeout; this one bounds the whole run, so that a browser that
+  # never answers fails the tests instead of holding CI until its own limit.
+  timeout --kill-after=30 1800 node --test --test-concurrency=1 tests/e2e/*.test.mjs
   say "all tests passed in $((SECONDS - started)) s"
 }
 

@@ -5,7 +5,6 @@
 //
 // Stores: "meta" (one record: classes in order, settings, the model), "photos" (id, class,
 // when added, the JPEG), "embeddings" (id, the engine's viewsKey, every view's floats).
-import { CHANNEL } from "./tabs.js";
 import { FewshotError, Kind } from "./protocol.js";
 
 const DB_NAME = "fewshot";
@@ -54,6 +53,7 @@ let dbPromise = null;
 const db = () => (dbPromise ??= open());
 
 // Other tabs hear of every write (tabs.js), so that a tab that follows shows what is stored.
+export const CHANNEL = "fewshot-project";
 const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
 
 /** A failed write, in words: a full disk says so, and that what was kept is safe. */

@@ -1,5 +1,6 @@
 // Shared by the page tests and the benchmark: serve www/, launch Debian's headless Chromium
 // (WebGPU on SwiftShader, or none), record every request, save screenshots.
+import { after } from "node:test";
 import { chromium } from "playwright-core";
 import { mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,16 +25,27 @@ const BASE_FLAGS = [
 ];
 const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
 
-/** Serve www/ (or another build of it: `www`) on a free port: { server, origin }. */
-export async function startServer(mounts = {}, www = join(ROOT, "www")) {
-  const server = await serve(www, 0, mounts);
+// Whatever a test file opened is closed after it, passed or failed: a browser or a server
+// left open would keep the test process alive, and the whole run waiting, for ever.
+const openServers = new Set();
+const openContexts = new Set();
+after(async () => {
+  await Promise.all([...openContexts].map((c) => c.close().catch(() => {})));
+  await Promise.all([...openServers].map((s) => shutDown(s)));
+});
+
+/** Serve www/ (or another folder: `www`) on `port` (0: a free one): { server, origin }. */
+export async function startServer(mounts = {}, www = join(ROOT, "www"), port = 0) {
+  const server = await serve(www, port, mounts);
+  openServers.add(server);
+  server.on("close", () => openServers.delete(server));
   return { server, origin: `http://127.0.0.1:${server.address().port}` };
 }
 
 /** Shut a server down now, open connections too: the origin is gone. */
 export function shutDown(server) {
   server.closeAllConnections();
-  return new Promise((ok) => server.close(ok));
+  return new Promise((ok) => (server.listening ? server.close(() => ok()) : ok()));
 }
 
 /** A fresh browser profile; webgpu: whether to enable WebGPU. */
@@ -46,6 +58,8 @@ export async function launch({ webgpu = true, userDataDir } = {}) {
     viewport: { width: 1280, height: 800 },
     acceptDownloads: true,
   });
+  openContexts.add(context);
+  context.on("close", () => openContexts.delete(context));
   return { context, dir };
 }
 

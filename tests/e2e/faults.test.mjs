@@ -1,15 +1,14 @@
 // Faults the page must survive, for real, in Debian's headless Chromium: the GPU process
 // killed by its pid while photos are embedded on WebGPU, and the page reloaded in the
 // middle of adding a folder. Each states what must survive and checks it after the fault.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { startServer, launch, screenshot } from "./browser.mjs";
 import { photosOf, pageOpener, card, settled } from "./steps.mjs";
 
-const { server, origin } = await startServer();
-after(() => server.close());
+const { origin } = await startServer();
 const openPage = pageOpener(origin);
 
 /** Pids of the GPU processes of the Chromium whose profile is `dir`. */

@@ -6,17 +6,15 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, screenshot, shutDown, ROOT } from "./browser.mjs";
-import { serve } from "./serve.mjs";
+import { launch, screenshot, shutDown, startServer, ROOT } from "./browser.mjs";
 import { photosOf, pageOpener, card, settled, trainAndWait, predictFile } from "./steps.mjs";
 
 test("offline after the first visit, installable, and updated without losing anything", { timeout: 600_000 }, async () => {
   // A copy of www/, so that a "new version" can be written into it.
   const www = mkdtempSync(join(tmpdir(), "fewshot-www-"));
   cpSync(join(ROOT, "www"), www, { recursive: true, dereference: true });
-  let server = await serve(www, 0);
+  let { server, origin } = await startServer({}, www);
   const port = server.address().port;
-  const origin = `http://127.0.0.1:${port}`;
   const openPage = pageOpener(origin);
   const { context, dir } = await launch({ webgpu: false });
   try {
@@ -53,7 +51,7 @@ test("offline after the first visit, installable, and updated without losing any
     // A new version on the server: fetched in the background, offered, applied by a reload.
     const precache = join(www, "pkg/precache.js");
     writeFileSync(precache, readFileSync(precache, "utf8").replace(/version: "(\w+)"/, 'version: "$1-next"'));
-    server = await serve(www, port);
+    ({ server } = await startServer({}, www, port));
     await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
     await page.waitForSelector("#update:not([hidden])", { timeout: 120_000 });
     await screenshot(page, "offline-3-update");

@@ -1,14 +1,13 @@
 // The package for web developers (www/fewshot.js) in a real page: load a model, predict from
 // every input kind it takes, and agree with the engine's own answer; errors arrive with their
 // kind. The model is trained in the same browser through the wasm API.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startServer, launch, echoConsole, SHARED } from "./browser.mjs";
 
-const { server, origin } = await startServer({ "/shared/": SHARED });
-after(() => server.close());
+const { origin } = await startServer({ "/shared/": SHARED });
 const url = (split, label, i) => {
   const dir = join(SHARED, "datasets/clothing-small", split, label);
   return `/shared/datasets/clothing-small/${split}/${label}/${readdirSync(dir).sort()[i]}`;

@@ -1,18 +1,16 @@
 // The page as a person uses it, in Debian's headless Chromium: real photos from
 // ../shared/datasets/clothing-small, real weights, the real wasm engine in its worker.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { tmpdir } from "node:os";
 import { zipSync, unzipSync } from "../../www/vendor/fflate.js";
-import { serve } from "./serve.mjs";
 import { startServer, launch, recordRequests, screenshot, shutDown, SHARED, OUTPUT, ROOT } from "./browser.mjs";
 import { photosOf, pageOpener, card, nameClass, counts, settled, dropFiles, trainAndWait, predictFile } from "./steps.mjs";
 
 const FIXTURES = join(ROOT, "tests/e2e/fixtures");
-const { server, origin } = await startServer();
-after(() => server.close());
+const { origin } = await startServer();
 const openPage = pageOpener(origin);
 
 test("teach three classes, train, understand, predict, reload, save, open, export", { timeout: 900_000 }, async () => {
@@ -151,8 +149,7 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
     mkdirSync(dirname(join(appDir, path)), { recursive: true });
     writeFileSync(join(appDir, path), data);
   }
-  const appServer = await serve(appDir, 0);
-  const appOrigin = `http://127.0.0.1:${appServer.address().port}`;
+  const { server: appServer, origin: appOrigin } = await startServer({}, appDir);
   const appPage = await context.newPage();
   await appPage.goto(appOrigin);
   await appPage.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });

@@ -3,7 +3,7 @@
 // stored before, and after a reload the engine still starts (the weights cache and the
 // offline copy are optimisations) and every kept photo is there. Needs root (mount); skipped
 // otherwise, with the reason.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,8 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, launch, echoConsole, screenshot } from "./browser.mjs";
 
-const { server, origin } = await startServer();
-after(() => server.close());
+const { origin } = await startServer();
 const SIZE_MB = 48;
 
 function mountTmpfs() {

@@ -1,14 +1,13 @@
 // Two tabs on one project, in Debian's headless Chromium: one edits, the other follows what
 // it stores and changes nothing, then takes over when the first closes. Nothing is lost,
 // no deleted class comes back.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { startServer, launch, screenshot } from "./browser.mjs";
 import { photosOf, pageOpener, card, counts, settled } from "./steps.mjs";
 
-const { server, origin } = await startServer();
-after(() => server.close());
+const { origin } = await startServer();
 const openPage = pageOpener(origin);
 const names = (page) => page.$$eval(".class-name", (els) => els.map((e) => e.value));
 

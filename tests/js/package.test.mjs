@@ -1,0 +1,42 @@
+// The package (www/package.json "files") and the exported web app (app.js beside it) carry
+// every module they load: a file one of them imports but the list leaves out works on the
+// page, where all of www/ is served, and breaks only in a web developer's page.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join, dirname, normalize } from "node:path";
+
+const WWW = new URL("../../www/", import.meta.url).pathname;
+const pkg = JSON.parse(readFileSync(join(WWW, "package.json"), "utf8"));
+
+/** The files a module loads: static and dynamic imports, and `new URL("…", import.meta.url)`. */
+function loads(path) {
+  const source = readFileSync(join(WWW, path), "utf8");
+  const found = new Set();
+  const patterns = [
+    /^\s*(?:import|export)\s[^;]*?from\s*["'](\.{1,2}\/[^"']+)["']/gm,
+    /^\s*import\s*["'](\.{1,2}\/[^"']+)["']/gm,
+    /import\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g,
+    /new URL\(\s*["'](\.{1,2}\/[^"']+)["']\s*,\s*import\.meta\.url\s*\)/g,
+  ];
+  for (const pattern of patterns) {
+    for (const [, target] of source.matchAll(pattern)) found.add(normalize(join(dirname(path), target)));
+  }
+  return [...found];
+}
+
+test("every module the package or the web app loads is in the package", () => {
+  const shipped = new Set([...pkg.files, "app.js", "app.css"]);
+  const missing = [];
+  for (const file of shipped) {
+    if (!file.endsWith(".js")) continue;
+    for (const target of loads(file)) {
+      // The weights are fetched by name and shipped beside the package (webapp.js).
+      if (target.endsWith(".tflite")) continue;
+      if (!shipped.has(target)) missing.push(`${file} loads ${target}`);
+    }
+  }
+  assert.deepEqual(missing, []);
+  // The check itself sees imports: the worker loads the wasm glue and the store.
+  assert.ok(loads("worker.js").includes("pkg/fewshot.js") && loads("worker.js").includes("store.js"));
+});
