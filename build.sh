@@ -4,6 +4,7 @@
 #   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
 #   ./build.sh bench   measure speed (see README, "Performance")
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
+#   ./build.sh litert  the .tflite export run by Google's LiteRT against Fewshot's own predictions (part of test)
 #   ./build.sh wasm | weights | vendor | deps   the steps on their own
 # It installs what is missing itself, pinned, and says so in one line each.
 set -euo pipefail
@@ -185,6 +186,7 @@ test_all() {
   node --test tests/js/
   say "native tests (CPU device, and wgpu on Mesa lavapipe)"
   cargo test -q --all-targets
+  litert
   wasm
   say "page tests in headless Chromium"
   # Each test has its own timeout; this one bounds the whole run, so that a browser that
@@ -232,11 +234,46 @@ probe() {
   "$venv/bin/python" tests/probe/probe.py "$out/train.json" "$out/test.json" "$out/eval.json"
 }
 
+# The standalone .tflite export, run by Google's LiteRT (PyPI, in a venv made here) against
+# Fewshot's own predictions on the same 224x224 pixels: a model of clothing-small (10 photos a
+# class), its 372 test photos and the fixtures; both arithmetics (src/export.rs).
+litert() {
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  local venv=$ROOT/target/venv-litert data=../shared/datasets/clothing-small out=$ROOT/target/litert
+  if ! "$venv/bin/python" -c "import ai_edge_litert, PIL" 2>/dev/null; then
+    say "installing LiteRT, numpy and Pillow (pip, into target/venv-litert)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q ai-edge-litert numpy pillow
+  fi
+  rm -rf "$out" && mkdir -p "$out/train"
+  for class in "$data"/train/*/; do
+    mkdir -p "$out/train/$(basename "$class")"
+    ls "$class" | sort | head -10 | while read -r photo; do ln -s "$(realpath "$class$photo")" "$out/train/$(basename "$class")/$photo"; done
+  done
+  cargo build -q --bin fewshot
+  say "LiteRT: a model of 10 photos a class, exported, both ways on the test photos and fixtures"
+  ./target/debug/fewshot train "$out/train" -o "$out/model.fewshot" --device cpu 2>/dev/null
+  "$venv/bin/python" tests/litert/check.py squares "$out/squares" "$data"/test/*/* ../shared/fixtures/images/*.{bmp,jpg}
+  ./target/debug/fewshot predict --model "$out/model.fewshot" --device cpu "$out"/squares/*/* > "$out/fewshot.txt" 2>/dev/null
+  # Float computes as Fewshot does; quantized rounds every layer to uint8 (about 2 % differ).
+  for arithmetic in float:0.99 quantized:0.95; do
+    ./target/debug/fewshot export "$out/model.fewshot" --format tflite --arithmetic "${arithmetic%:*}" -o "$out/${arithmetic%:*}.tflite" 2>/dev/null
+    "$venv/bin/python" tests/litert/check.py agree "$out/${arithmetic%:*}.tflite" "$out/fewshot.txt" "${arithmetic#*:}" 2>&1 | grep -v "^INFO: "
+  done
+  # A head with a hidden ReLU layer, without mirroring: the other shape of graph.
+  ./target/debug/fewshot train "$out/train" -o "$out/hidden.fewshot" --device cpu --hidden 32 --mirror off 2>/dev/null
+  ./target/debug/fewshot predict --model "$out/hidden.fewshot" --device cpu "$out"/squares/*/* > "$out/hidden.txt" 2>/dev/null
+  ./target/debug/fewshot export "$out/hidden.fewshot" --format tflite -o "$out/hidden.tflite" 2>/dev/null
+  "$venv/bin/python" tests/litert/check.py agree "$out/hidden.tflite" "$out/hidden.txt" 0.99 2>&1 | grep -v "^INFO: "
+}
+
 case "${1:-}" in
   serve) serve ;;
   test) test_all ;;
   bench) bench ;;
   probe) probe ;;
+  litert) litert ;;
   wasm) wasm ;;
   weights) weights ;;
   vendor) vendor ;;

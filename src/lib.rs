@@ -8,7 +8,8 @@
 //! [`model`] for the file a trained classifier is saved in. [`engine`] runs the backbone and a
 //! trained classifier; [`project`] owns one project's learning state (classes, embeddings by
 //! photo, settings, rules, the classifier) for the page (`web.rs`, the only wasm-specific
-//! module). [`error`] depends on nothing; no module depends on one later in this path.
+//! module), and [`export`] writes a trained classifier as a standalone `.tflite` file.
+//! [`error`] depends on nothing; no module depends on one later in this path.
 
 pub mod backbone;
 pub mod dataset;
@@ -18,6 +19,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod export;
 pub mod familiar;
 pub mod head;
 pub mod learn;

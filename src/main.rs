@@ -7,6 +7,7 @@
 //! fewshot predict --model MODEL IMAGE...
 //! fewshot bench                                     photos per second on cpu and gpu
 //! fewshot embed DIR -o FILE.json                    embeddings (and mirrored ones) of DIR/<class>/<photos>
+//! fewshot export MODEL --format tflite -o FILE [--arithmetic float|quantized]   a standalone .tflite file (LiteRT)
 //! common: --device cpu|gpu  --weights PATH  --framing crop|pad
 //! ```
 
@@ -16,6 +17,7 @@ use std::time::Instant;
 
 use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
+use fewshot::export::Arithmetic;
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
@@ -35,6 +37,7 @@ const USAGE: &str = "usage:
   fewshot predict --model MODEL IMAGE...
   fewshot bench [--photos N]
   fewshot embed DIR -o FILE.json
+  fewshot export MODEL --format tflite -o FILE.tflite [--arithmetic float|quantized]
 options for every command:
   --device cpu|gpu   where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
   --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
@@ -169,6 +172,10 @@ fn run(args: Result<Args>) -> Result<Done> {
         "embed" => {
             args.check_known(&["o", "output"])?;
             embed_command(&args).map(|()| Done::default())
+        }
+        "export" => {
+            args.check_known(&["o", "output", "format", "arithmetic"])?;
+            export_command(&args).map(|()| Done::default())
         }
         other => Err(Error::BadConfig(format!("unknown command \"{other}\"\n{USAGE}"))),
     }
@@ -594,6 +601,28 @@ fn predict(args: &Args) -> Result<Done> {
         println!("{}\t{}{verdict}", path.display(), shown.join(" | "));
     }
     Ok(done)
+}
+
+/// The model as a file another runtime reads: for now TFLite, with the backbone it was trained on.
+fn export_command(args: &Args) -> Result<()> {
+    let [model_path] = args.positional.as_slice() else {
+        return Err(Error::BadConfig(format!("export needs one MODEL file\n{USAGE}")));
+    };
+    let output = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("export needs -o FILE\n{USAGE}")))?;
+    match args.get("format") {
+        Some("tflite") => {}
+        Some(other) => return Err(Error::BadConfig(format!("--format takes tflite, not \"{other}\""))),
+        None => return Err(Error::BadConfig(format!("export needs --format tflite\n{USAGE}"))),
+    }
+    let bytes = std::fs::read(model_path).map_err(|e| Error::Io(format!("cannot read {model_path}: {e}")))?;
+    let classifier = Classifier::new(Model::from_bytes(&bytes)?);
+    let path = weights_path(args)?;
+    let weights = std::fs::read(&path).map_err(|e| Error::Io(format!("cannot read the weights {}: {e}", path.display())))?;
+    let arithmetic = Arithmetic::parse(args.get("arithmetic").unwrap_or("float"))?;
+    let file = fewshot::export::tflite(&weights, &classifier, arithmetic)?;
+    std::fs::write(output, &file).map_err(|e| Error::Io(format!("cannot write {output}: {e}")))?;
+    eprintln!("wrote {output} ({:.1} MB): input uint8 [1, 224, 224, 3], output the probabilities of {}", file.len() as f64 / 1e6, classifier.info().labels.join(", "));
+    Ok(())
 }
 
 /// Photos per second of the backbone at batch 1 and 16 on the cpu and on the gpu adapter.

@@ -93,6 +93,8 @@ async fn webgpu_adapter() -> Option<bool> {
 #[wasm_bindgen]
 pub struct Fewshot {
     engine: Rc<Engine>,
+    /// The backbone file, for the standalone export ([`Project::export_tflite`]).
+    weights: Vec<u8>,
     device: String,
     device_note: String,
 }
@@ -158,7 +160,7 @@ impl Fewshot {
         };
         let engine = Engine::new(&weights, burn_device).map_err(js_error)?;
         engine.warm_up().await.map_err(js_error)?;
-        Ok(Fewshot { engine: Rc::new(engine), device: name.into(), device_note: note })
+        Ok(Fewshot { engine: Rc::new(engine), weights, device: name.into(), device_note: note })
     }
 }
 
@@ -332,6 +334,14 @@ impl Project {
     #[wasm_bindgen(getter, js_name = modelInfo)]
     pub fn model_info(&self) -> Result<JsValue, JsValue> {
         to_js(&self.state().classifier().map(|c| c.info().clone()))
+    }
+
+    /// The trained model as a standalone `.tflite` file computing in float (see `crate::export`).
+    #[wasm_bindgen(js_name = exportTflite)]
+    pub fn export_tflite(&self, fewshot: &Fewshot) -> Result<Vec<u8>, JsValue> {
+        let state = self.state();
+        let classifier = state.classifier().ok_or_else(|| js_error(Error::BadConfig("train a model first".into())))?;
+        crate::export::tflite(&fewshot.weights, classifier, crate::export::Arithmetic::Float).map_err(js_error)
     }
 
     /// Classify one photo (RGBA pixels) with the trained model: `{ predictions: [{ label,

@@ -485,6 +485,17 @@ export function exportModel() {
   if (state.model) download(new Blob([state.model.bytes]), "model.fewshot");
 }
 
+/** The model as one .tflite file that LiteRT runs without Fewshot (src/export.rs). */
+export async function exportTflite() {
+  if (!state.model) return;
+  try {
+    const { bytes } = await engine.call(Op.ExportTflite);
+    download(new Blob([bytes], { type: "application/octet-stream" }), "fewshot-model.tflite");
+  } catch (e) {
+    update({ notice: `Could not export the TFLite model: ${e.message}` });
+  }
+}
+
 export async function newProject({ confirm }) {
   if (allPhotos().length && !confirm("Start a new project? Save this one first if you want to keep it.")) return;
   const classes = [newClass("Class 1"), newClass("Class 2")];

@@ -31,6 +31,8 @@ export const Op = Object.freeze({
   Predict: "predict",
   /** { image } → the backbone's own ImageNet top-5 */
   ImageNet: "imagenet",
+  /** {} → { bytes: Uint8Array }: the trained model as a standalone .tflite file */
+  ExportTflite: "exportTflite",
 });
 
 /** An error's kind: what the page does about it. The same strings as the engine's

@@ -28,6 +28,7 @@ export function render(state, changed = []) {
   $("export-model").disabled = !state.model;
   $("model-card").disabled = !state.model;
   $("export-webapp").disabled = !state.model;
+  $("export-tflite").disabled = !state.model;
   renderApp(state);
   renderCard(state);
   renderReadOnly(state);

@@ -85,6 +85,7 @@ export function bind(a) {
   });
   $("export-model").addEventListener("click", () => a.exportModel());
   $("export-webapp").addEventListener("click", () => a.exportWebApp());
+  $("export-tflite").addEventListener("click", () => a.exportTflite());
   $("model-card").addEventListener("click", () => a.showModelCard(true));
   $("card-close").addEventListener("click", () => a.showModelCard(false));
   $("card-dialog").addEventListener("close", () => a.showModelCard(false));

@@ -115,6 +115,10 @@ const handlers = {
     const { pixels, width, height } = await read(image);
     return engine().imagenet(pixels, width, height);
   },
+
+  async [Op.ExportTflite]() {
+    return { bytes: project.exportTflite(engine()) };
+  },
 };
 
 self.onmessage = async ({ data: { id, op, args } }) => {

@@ -1,7 +1,8 @@
 //! Read the backbone's weights out of a `.tflite` file (a TFLite flatbuffer, schema v3).
 //!
-//! Only what MobileNetV2 needs is read: the operators in graph order, and for each convolution
-//! its options and its weight and bias tensors, dequantized to `f32` with
+//! The first subgraph is read whole ([`read_graph`]): tensors with their bytes, operators with
+//! the options MobileNetV2's kinds have. For the backbone ([`read_ops`]) each convolution's
+//! weight and bias tensors are dequantized to `f32` with
 //! `(q - zero_point) * scale` (per tensor, or per channel where the file says so).
 //! Every offset is bounds-checked: a truncated or foreign file gives an [`Error::Weights`]
 //! naming what did not fit, never a panic.
@@ -33,8 +34,54 @@ pub enum Op {
     Other(i32),
 }
 
-/// The operators of the file's first subgraph, in order.
-pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
+/// The file's first subgraph, read whole: every tensor with its bytes, every operator with the
+/// options the backbone's operators have. The backbone ([`read_ops`]) and the standalone
+/// export (`crate::export`) both read the file through this.
+pub struct Graph<'a> {
+    pub tensors: Vec<Tensor<'a>>,
+    pub operators: Vec<Operator>,
+    /// Indices of the graph's input tensors.
+    pub inputs: Vec<i32>,
+}
+
+/// One operator as stored: its builtin code and version, tensor indices, options.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub code: i32,
+    pub version: i32,
+    pub inputs: Vec<i32>,
+    pub outputs: Vec<i32>,
+    pub options: Options,
+}
+
+/// The options of the operators MobileNetV2 uses (fields of schema.fbs's option tables, in
+/// their order); any other kind is kept only as its union type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Options {
+    None,
+    /// Conv2DOptions.
+    Conv { padding: u8, stride_w: i32, stride_h: i32, activation: u8, dilation_w: i32, dilation_h: i32 },
+    /// DepthwiseConv2DOptions.
+    Depthwise { padding: u8, stride_w: i32, stride_h: i32, multiplier: i32, activation: u8, dilation_w: i32, dilation_h: i32 },
+    /// Pool2DOptions.
+    Pool { padding: u8, stride_w: i32, stride_h: i32, filter_w: i32, filter_h: i32, activation: u8 },
+    /// AddOptions.
+    Add { activation: u8 },
+    /// ReducerOptions (MEAN).
+    Reducer { keep_dims: bool },
+    /// Another union type, not read.
+    Other(u8),
+}
+
+/// BuiltinOptions union types (schema.fbs).
+pub const OPTIONS_CONV: u8 = 1;
+pub const OPTIONS_DEPTHWISE: u8 = 2;
+pub const OPTIONS_POOL: u8 = 5;
+pub const OPTIONS_ADD: u8 = 11;
+pub const OPTIONS_REDUCER: u8 = 27;
+
+/// Read the first subgraph of a `.tflite` file.
+pub fn read_graph(bytes: &[u8]) -> Result<Graph<'_>> {
     let buf = Buf(bytes);
     if bytes.len() < 8 {
         return Err(Error::Weights(format!("file is only {} bytes long", bytes.len())));
@@ -52,20 +99,16 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
         .first()
         .copied()
         .ok_or_else(|| Error::Weights("the model has no subgraph".into()))?;
-    let tensors = graph.tables(0)?;
-    let operators = graph.tables(3)?;
+    check_appended_archive(bytes, &buffers)?;
 
-    let tensor = |i: i32| -> Result<Tensor> {
-        let t = usize::try_from(i)
-            .ok()
-            .and_then(|i| tensors.get(i))
-            .ok_or_else(|| Error::Weights(format!("operator refers to missing tensor {i}")))?;
+    let mut tensors = vec![];
+    for t in graph.tables(0)? {
         let buffer_index = t.u32(2, 0)? as usize;
         let buffer = buffers
             .get(buffer_index)
             .ok_or_else(|| Error::Weights(format!("tensor refers to missing buffer {buffer_index}")))?;
         let q = t.table(4)?;
-        Ok(Tensor {
+        tensors.push(Tensor {
             name: t.string(3)?.unwrap_or_default(),
             shape: t.i32s(0)?.into_iter().map(|d| d.max(0) as usize).collect(),
             dtype: t.u8(1, 0)?,
@@ -82,43 +125,99 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
                 Some(q) => q.i32(6, 0)?.max(0) as usize,
                 None => 0,
             },
-        })
-    };
+        });
+    }
 
-    check_appended_archive(bytes, &buffers)?;
-    let mut ops = Vec::with_capacity(operators.len());
-    for op in operators {
+    let mut operators = vec![];
+    for op in graph.tables(3)? {
         let code_index = op.u32(0, 0)? as usize;
         let code = codes
             .get(code_index)
             .ok_or_else(|| Error::Weights(format!("operator code {code_index} is missing")))?;
-        // Newer files keep the code in field 3; field 0 is the deprecated 8-bit copy.
-        let builtin = (code.u8(0, 0)? as i8 as i32).max(code.i32(3, 0)?);
         let inputs = op.i32s(1)?;
-        let options = op.table(4)?;
-        ops.push(match builtin {
+        let outputs = op.i32s(2)?;
+        if let Some(bad) = inputs.iter().chain(&outputs).find(|&&i| i < -1 || i as i64 >= tensors.len() as i64) {
+            return Err(Error::Weights(format!("operator refers to missing tensor {bad}")));
+        }
+        let options = match (op.u8(3, 0)?, op.table(4)?) {
+            (_, None) | (0, _) => Options::None,
+            (OPTIONS_CONV, Some(o)) => Options::Conv {
+                padding: o.u8(0, 0)?,
+                stride_w: o.i32(1, 0)?,
+                stride_h: o.i32(2, 0)?,
+                activation: o.u8(3, 0)?,
+                dilation_w: o.i32(4, 1)?,
+                dilation_h: o.i32(5, 1)?,
+            },
+            (OPTIONS_DEPTHWISE, Some(o)) => Options::Depthwise {
+                padding: o.u8(0, 0)?,
+                stride_w: o.i32(1, 0)?,
+                stride_h: o.i32(2, 0)?,
+                multiplier: o.i32(3, 0)?,
+                activation: o.u8(4, 0)?,
+                dilation_w: o.i32(5, 1)?,
+                dilation_h: o.i32(6, 1)?,
+            },
+            (OPTIONS_POOL, Some(o)) => Options::Pool {
+                padding: o.u8(0, 0)?,
+                stride_w: o.i32(1, 0)?,
+                stride_h: o.i32(2, 0)?,
+                filter_w: o.i32(3, 0)?,
+                filter_h: o.i32(4, 0)?,
+                activation: o.u8(5, 0)?,
+            },
+            (OPTIONS_ADD, Some(o)) => Options::Add { activation: o.u8(0, 0)? },
+            (OPTIONS_REDUCER, Some(o)) => Options::Reducer { keep_dims: o.u8(0, 0)? != 0 },
+            (other, Some(_)) => Options::Other(other),
+        };
+        operators.push(Operator {
+            // Newer files keep the code in field 3; field 0 is the deprecated 8-bit copy.
+            code: (code.u8(0, 0)? as i8 as i32).max(code.i32(3, 0)?),
+            version: code.i32(2, 1)?,
+            inputs,
+            outputs,
+            options,
+        });
+    }
+    Ok(Graph { tensors, operators, inputs: graph.i32s(1)? })
+}
+
+/// The operators of the file's first subgraph, in order.
+pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
+    let graph = read_graph(bytes)?;
+    let tensor = |i: i32| -> Result<&Tensor> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| graph.tensors.get(i))
+            .ok_or_else(|| Error::Weights(format!("operator refers to missing tensor {i}")))
+    };
+    let mut ops = Vec::with_capacity(graph.operators.len());
+    for op in &graph.operators {
+        ops.push(match op.code {
             CONV_2D | DEPTHWISE_CONV_2D => {
-                let depthwise = builtin == DEPTHWISE_CONV_2D;
-                let options = options.ok_or_else(|| Error::Weights("a convolution has no options".into()))?;
-                // Conv2DOptions: padding 0, stride_w 1, stride_h 2, activation 3.
-                // DepthwiseConv2DOptions: padding 0, stride_w 1, stride_h 2, multiplier 3, activation 4.
-                let activation = options.u8(if depthwise { 4 } else { 3 }, 0)?;
-                let (stride_w, stride_h) = (options.i32(1, 0)?, options.i32(2, 0)?);
+                let (depthwise, padding, stride_w, stride_h, activation) = match op.options {
+                    Options::Conv { padding, stride_w, stride_h, activation, .. } => (false, padding, stride_w, stride_h, activation),
+                    Options::Depthwise { padding, stride_w, stride_h, activation, .. } => (true, padding, stride_w, stride_h, activation),
+                    _ => return Err(Error::Weights("a convolution has no options".into())),
+                };
+                if depthwise != (op.code == DEPTHWISE_CONV_2D) {
+                    return Err(Error::Weights("a convolution has the options of another kind".into()));
+                }
                 if stride_w != stride_h || stride_w < 1 {
                     return Err(Error::Weights(format!("unsupported strides {stride_h}x{stride_w}")));
                 }
-                if inputs.len() < 3 {
+                if op.inputs.len() < 3 {
                     return Err(Error::Weights("a convolution has no bias".into()));
                 }
-                let weight = tensor(inputs[1])?;
-                let bias = tensor(inputs[2])?;
+                let weight = tensor(op.inputs[1])?;
+                let bias = tensor(op.inputs[2])?;
                 Op::Conv(ConvOp {
                     depthwise,
                     weight: weight.dequantize()?,
                     weight_shape: weight.shape.clone(),
                     bias: bias.dequantize()?,
                     stride: stride_w as usize,
-                    same_padding: options.u8(0, 0)? == PADDING_SAME,
+                    same_padding: padding == PADDING_SAME,
                     relu6: activation == RELU6,
                 })
             }
@@ -156,29 +255,39 @@ fn check_appended_archive(bytes: &[u8], buffers: &[Table]) -> Result<()> {
     }
 }
 
-const ADD: i32 = 0;
-const AVERAGE_POOL_2D: i32 = 1;
-const CONV_2D: i32 = 3;
-const DEPTHWISE_CONV_2D: i32 = 4;
-const MEAN: i32 = 40;
+/// BuiltinOperator codes (schema.fbs).
+pub const ADD: i32 = 0;
+pub const AVERAGE_POOL_2D: i32 = 1;
+pub const CONCATENATION: i32 = 2;
+pub const CONV_2D: i32 = 3;
+pub const DEPTHWISE_CONV_2D: i32 = 4;
+pub const DEQUANTIZE: i32 = 6;
+pub const FULLY_CONNECTED: i32 = 9;
+pub const SOFTMAX: i32 = 25;
+pub const MEAN: i32 = 40;
+pub const REVERSE_V2: i32 = 105;
 const PADDING_SAME: u8 = 0;
-const RELU6: u8 = 3;
+/// ActivationFunctionType values (schema.fbs).
+pub const RELU: u8 = 1;
+pub const RELU6: u8 = 3;
 
-/// A constant tensor of the file, still quantized.
-struct Tensor<'a> {
-    name: String,
-    shape: Vec<usize>,
-    dtype: u8,
-    data: &'a [u8],
-    scale: Vec<f32>,
-    zero_point: Vec<i64>,
-    quantized_dimension: usize,
+/// A tensor of the file: its shape and type, its bytes if it is a constant (still quantized),
+/// and its quantization.
+pub struct Tensor<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: u8,
+    /// Empty for a tensor computed while running.
+    pub data: &'a [u8],
+    pub scale: Vec<f32>,
+    pub zero_point: Vec<i64>,
+    pub quantized_dimension: usize,
 }
 
 impl Tensor<'_> {
     /// The values as `f32`: `(q - zero_point) * scale`, per channel of `quantized_dimension`
     /// when the file stores one scale per channel.
-    fn dequantize(&self) -> Result<Vec<f32>> {
+    pub fn dequantize(&self) -> Result<Vec<f32>> {
         let count: usize = self.shape.iter().product();
         let (width, read): (usize, fn(&[u8]) -> f64) = match self.dtype {
             TYPE_FLOAT32 => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
@@ -225,10 +334,11 @@ impl Tensor<'_> {
     }
 }
 
-const TYPE_FLOAT32: u8 = 0;
-const TYPE_INT32: u8 = 2;
-const TYPE_UINT8: u8 = 3;
-const TYPE_INT8: u8 = 9;
+/// TensorType values (schema.fbs).
+pub const TYPE_FLOAT32: u8 = 0;
+pub const TYPE_INT32: u8 = 2;
+pub const TYPE_UINT8: u8 = 3;
+pub const TYPE_INT8: u8 = 9;
 
 /// The file's bytes, with bounds-checked little-endian reads.
 #[derive(Clone, Copy)]

@@ -2,7 +2,8 @@
 // ../shared/datasets/clothing-small, real weights, the real wasm engine in its worker.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, statSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { tmpdir } from "node:os";
 import { zipSync, unzipSync } from "../../www/vendor/fflate.js";
@@ -138,6 +139,20 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   const [exported] = await Promise.all([page.waitForEvent("download"), page.click("#export-model")]);
   const modelPath = join(OUTPUT, "model.fewshot");
   await exported.saveAs(modelPath);
+
+  // The TFLite export: Google's LiteRT (the venv ./build.sh litert makes) labels the photo too.
+  const [tflite] = await Promise.all([page.waitForEvent("download"), page.click("#export-tflite")]);
+  const tflitePath = join(OUTPUT, "fewshot-model.tflite");
+  await tflite.saveAs(tflitePath);
+  assert.equal(readFileSync(tflitePath).subarray(4, 8).toString(), "TFL3");
+  const python = join(ROOT, "target/venv-litert/bin/python");
+  if (existsSync(python)) {
+    const label = execFileSync(python, [join(ROOT, "tests/litert/check.py"), "label", tflitePath, hat], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    assert.equal(label.trim(), "hat", "LiteRT's label of the held-out hat");
+    console.log(`# TFLite export: ${(statSync(tflitePath).size / 1e6).toFixed(1)} MB; LiteRT calls the held-out hat "${label.trim()}"`);
+  } else {
+    console.log("# TFLite export: LiteRT not installed here (./build.sh litert installs it); only the file's identifier checked");
+  }
 
   // The web app export: unpacked, served on its own, used with its server shut down.
   const [webapp] = await Promise.all([page.waitForEvent("download"), page.click("#export-webapp")]);
