@@ -4,5 +4,6 @@
 mod backbone;
 mod bad_input;
 mod cli;
+mod fuzz;
 mod learning;
 mod util;
