@@ -128,10 +128,17 @@ async function seedEngine() {
 }
 
 /** After an error: restart the engine when the error says so (a lost GPU on the CPU), and
- * say so. Returns true when it restarted. */
-async function recover(error) {
+ * say so. Returns true when it restarted. A dead worker is heard of twice (the request that
+ * failed and onFatal): one restart serves both. */
+let recovering = null;
+function recover(error) {
+  if (!restartFor(error, state.engine.device)) return Promise.resolve(false);
+  recovering ??= restart(error).finally(() => (recovering = null));
+  return recovering;
+}
+
+async function restart(error) {
   const device = restartFor(error, state.engine.device);
-  if (!device) return false;
   engine.restart();
   const where = device === "cpu" && state.engine.device === "webgpu" ? " on the CPU" : "";
   // The driver's own words help a bug report, not the person: they go to the console.
@@ -294,7 +301,10 @@ export async function train() {
     saveMeta();
     refreshPreview();
   } catch (e) {
-    const message = e.kind === Kind.BadInput ? `Not yet: ${e.message}.` : `Training failed: ${e.message}`;
+    const message =
+      e.kind === Kind.BadInput ? `Not yet: ${e.message}.`
+      : restartFor(e, state.engine.device) ? `Training was interrupted: the engine stopped (${e.message}). Train again once it is ready.`
+      : `Training failed: ${e.message}`;
     update({ training: { ...state.training, running: false, error: message } });
     recover(e);
   }

@@ -55,12 +55,21 @@ export async function fetchWeights(url, expected, onProgress) {
   return buffer;
 }
 
+/** While requests wait, the worker is asked whether it is alive this often; one that has said
+ * nothing for DEAD_AFTER_MS is taken for dead. A worker can end without any event (closed, or
+ * ended by the browser); every step of its own work yields, so a live one answers in well
+ * under a second, and in a few seconds while it embeds a photo on a slow CPU. */
+export const PING_EVERY_MS = 2_000;
+export const DEAD_AFTER_MS = 20_000;
+
 /** One worker and its requests. `onFatal(error)` hears of a worker that died. */
 export class EngineClient {
   #worker = null;
   #nextId = 1;
   #pending = new Map(); // id -> { resolve, reject, onProgress }
   #workerUrl;
+  #heardAt = 0;
+  #watch = null;
   onFatal = null;
 
   constructor(workerUrl = new URL("./worker.js", import.meta.url)) {
@@ -69,7 +78,12 @@ export class EngineClient {
 
   #start() {
     const worker = new Worker(this.#workerUrl, { type: "module" });
+    this.#heardAt = Date.now();
+    // A worker that has been replaced may still say something (its error event after its own
+    // "fatal" message): only the current one is listened to.
     worker.onmessage = ({ data }) => {
+      if (this.#worker !== worker) return;
+      this.#heardAt = Date.now();
       if (data.fatal) return this.#die(errorFromMessage(data.fatal));
       const request = this.#pending.get(data.id);
       if (!request) return;
@@ -79,15 +93,30 @@ export class EngineClient {
     };
     worker.onerror = (event) => {
       event.preventDefault?.();
+      if (this.#worker !== worker) return;
       this.#die(new FewshotError(Kind.Internal, `the engine stopped: ${event.message || "unknown error"}`));
     };
     this.#worker = worker;
+    clearInterval(this.#watch);
+    this.#watch = setInterval(() => this.#checkAlive(), PING_EVERY_MS);
+  }
+
+  /** Ask a worker with requests waiting whether it lives (a ping of id 0, answered and ignored);
+   * one silent for DEAD_AFTER_MS has died. */
+  #checkAlive() {
+    if (!this.#worker || this.#pending.size === 0) return void (this.#heardAt = Date.now());
+    const silent = Date.now() - this.#heardAt;
+    if (silent > DEAD_AFTER_MS) {
+      return this.#die(new FewshotError(Kind.Internal, `the engine stopped answering (nothing for ${Math.round(silent / 1000)} s)`));
+    }
+    this.#worker.postMessage({ id: 0, op: Op.Ping, args: {} });
   }
 
   /** The worker is gone: every request fails with `error`, the next one starts a fresh worker. */
   #die(error) {
     this.#worker?.terminate();
     this.#worker = null;
+    clearInterval(this.#watch);
     for (const request of this.#pending.values()) request.reject(error);
     this.#pending.clear();
     this.onFatal?.(error);

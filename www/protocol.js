@@ -33,6 +33,8 @@ export const Op = Object.freeze({
   ImageNet: "imagenet",
   /** {} → { bytes: Uint8Array }: the trained model as a standalone .tflite file */
   ExportTflite: "exportTflite",
+  /** {} → true, at once: the worker is alive (engine.js asks while requests wait) */
+  Ping: "ping",
 });
 
 /** An error's kind: what the page does about it. The same strings as the engine's

@@ -116,6 +116,10 @@ const handlers = {
     return engine().imagenet(pixels, width, height);
   },
 
+  async [Op.Ping]() {
+    return true;
+  },
+
   async [Op.ExportTflite]() {
     return { bytes: project.exportTflite(engine()) };
   },

@@ -1,12 +1,13 @@
 // Faults the page must survive, for real, in Debian's headless Chromium: the GPU process
-// killed by its pid while photos are embedded on WebGPU, and the page reloaded in the
-// middle of adding a folder. Each states what must survive and checks it after the fault.
+// killed by its pid while photos are embedded on WebGPU, the engine's worker ending in the
+// middle of training (silently, and with an error), and the page reloaded in the middle of
+// adding a folder. Each states what must survive and checks it after the fault.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { startServer, launch, screenshot } from "./browser.mjs";
-import { photosOf, pageOpener, card, settled } from "./steps.mjs";
+import { photosOf, pageOpener, card, settled, trainAndWait } from "./steps.mjs";
 
 const { origin } = await startServer();
 const openPage = pageOpener(origin);
@@ -49,6 +50,52 @@ test("the GPU process killed while embedding on WebGPU: said, carried on, nothin
     await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
     assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo, after a reload");
     console.log(`# GPU process killed (pids ${pids}): said after ${seconds.toFixed(1)} s ("${notice}"), carried on on ${engine}, 8 of 8 photos kept`);
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the engine's worker ending mid-training: said, restarted, nothing lost, training works again", { timeout: 600_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: false });
+  try {
+    const page = await openPage(context, "?device=cpu");
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 6));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 6));
+    assert.deepEqual(await settled(page, [6, 6]), [6, 6]);
+    // A wide hidden layer: training lasts long enough to be interrupted.
+    await page.click("#advanced summary");
+    await page.fill("#hidden-units", "512");
+    await page.dispatchEvent("#hidden-units", "change");
+
+    const figures = [];
+    // Two ways a worker ends: it closes with no event at all (as when the browser ends it),
+    // found by the page's pings; and an uncaught error, which the page hears of at once.
+    for (const [how, end] of [
+      ["closed silently", () => self.close()],
+      ["uncaught error", () => setTimeout(() => { throw new Error("simulated crash"); })],
+    ]) {
+      await page.evaluate(() => (document.querySelector("#notice").textContent = ""));
+      await page.click("#train");
+      await page.waitForSelector("#stop:not([hidden])", { timeout: 60_000 });
+      const workers = page.workers().filter((w) => w.url().endsWith("/worker.js"));
+      assert.equal(workers.length, 1, "one engine worker");
+      const endedAt = Date.now();
+      await workers[0].evaluate(end);
+      await page.waitForFunction(() => /The engine stopped unexpectedly/.test(document.querySelector("#notice").textContent), null, { timeout: 120_000 });
+      const seconds = (Date.now() - endedAt) / 1000;
+      await page.waitForFunction(() => /Training was interrupted/.test(document.querySelector("#train-status").textContent), null, { timeout: 10_000 })
+        .catch(async () => assert.fail(`the training status after the worker ${how}: "${await page.textContent("#train-status")}"`));
+      await page.waitForFunction(() => document.body.dataset.engine === "cpu", null, { timeout: 120_000 })
+        .catch(async () => assert.fail(`the engine after the worker ${how}: ${await page.getAttribute("body", "data-engine")}, "${await page.textContent("#engine-status")}"`));
+      assert.deepEqual(await settled(page, [6, 6]), [6, 6], `every photo, after the worker ${how}`);
+      figures.push(`${how}: said after ${seconds.toFixed(1)} s`);
+    }
+    await screenshot(page, "fault-worker-ended");
+    assert.match(await trainAndWait(page), /^Trained/, "training after two restarts");
+    console.log(`# worker ended mid-training: ${figures.join("; ")}; engine restarted, 12 of 12 photos kept, trained after`);
   } finally {
     await context.close();
     rmSync(dir, { recursive: true, force: true });
