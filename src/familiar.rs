@@ -123,7 +123,12 @@ pub const MAX_DUPLICATE_SEARCH: usize = MAX_REFERENCES;
 /// nearly the same photo (re-saved, resized, a burst: in one class they count twice, in two
 /// classes they contradict each other), not searched above [`MAX_DUPLICATE_SEARCH`] photos.
 pub fn study(data: &Dataset, seed: u64) -> (Option<Familiarity>, Vec<(usize, usize)>) {
-    let chosen = references(data, seed);
+    study_on(data, seed, MAX_REFERENCES)
+}
+
+/// [`study`] on at most `max_references` photos: below all of them, no duplicates are searched.
+pub fn study_on(data: &Dataset, seed: u64, max_references: usize) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+    let chosen = references(data, seed, max_references.clamp(MIN_PHOTOS, MAX_REFERENCES));
     let n = chosen.len();
     let references: Vec<f32> = chosen.iter().flat_map(|&i| unit(data.embedding(i))).collect();
     let mut similarity = vec![0.0; n * n];
@@ -155,21 +160,21 @@ pub fn study(data: &Dataset, seed: u64) -> (Option<Familiarity>, Vec<(usize, usi
     (Some(Familiarity { references, threshold }), duplicates)
 }
 
-/// The photos a model keeps for the score: all of them, or [`MAX_REFERENCES`] drawn evenly
-/// from the classes (shuffled, then taken round-robin by class).
-fn references(data: &Dataset, seed: u64) -> Vec<usize> {
+/// The photos a model keeps for the score: all of them, or `max` drawn evenly from the
+/// classes (shuffled, then taken round-robin by class).
+fn references(data: &Dataset, seed: u64, max: usize) -> Vec<usize> {
     let mut chosen: Vec<usize> = (0..data.len()).collect();
-    if chosen.len() > MAX_REFERENCES {
+    if chosen.len() > max {
         Rng::new(seed).shuffle(&mut chosen);
         let mut by_class: Vec<Vec<usize>> = vec![vec![]; data.labels.len()];
         chosen.iter().for_each(|&i| by_class[data.targets[i]].push(i));
         chosen.clear();
         let mut round = 0;
-        while chosen.len() < MAX_REFERENCES {
+        while chosen.len() < max {
             by_class.iter().filter_map(|members| members.get(round)).for_each(|&i| chosen.push(i));
             round += 1;
         }
-        chosen.truncate(MAX_REFERENCES);
+        chosen.truncate(max);
     }
     chosen
 }

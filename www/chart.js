@@ -8,8 +8,11 @@ export function fitCanvas(canvas, fallbackWidth, fallbackHeight) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || fallbackWidth;
   const height = canvas.clientHeight || fallbackHeight;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
+  // Setting a canvas's size allocates it again, even to the same size: only when it changed.
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
   const g = canvas.getContext("2d");
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, width, height);

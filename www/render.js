@@ -13,6 +13,9 @@ const thumbs = new Map(); // photo id -> thumbnail element
  * second) leaves them be. Measured while training 2,000 photos, re-rendering every card on
  * each step took 1.5 s of the page's main thread (tests/bench/page.mjs, PROFILE=1). */
 const CARD_KEYS = new Set(["classes", "problems", "webcam", "engine", "readOnly", "model", "schema"]);
+/** What the results (figures, confusion matrix, the photos of one cell) show: while a model is
+ * retrained, the old one's results stay as they are instead of being rebuilt at every step. */
+const RESULT_KEYS = new Set(["model", "inspect", "classes"]);
 
 /** Render the page; `changed`: the keys of state that changed (none: anything may have). */
 export function render(state, changed = []) {
@@ -20,7 +23,7 @@ export function render(state, changed = []) {
   renderEngine(state);
   if (changed.length === 0 || changed.some((key) => CARD_KEYS.has(key))) renderClasses(state);
   renderTraining(state);
-  renderResults(state);
+  if (changed.length === 0 || changed.some((key) => RESULT_KEYS.has(key))) renderResults(state);
   renderPreview(state);
   const notice = $("notice");
   notice.hidden = !state.notice;
