@@ -563,10 +563,7 @@ mod schema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::{HeadShape, HeadWeights};
-    use crate::model::{Model, ModelInfo};
     use crate::preprocess::{views, Seeing};
-    use crate::rng::Rng;
 
     fn weights() -> Option<Vec<u8>> {
         let path = std::env::var("FEWSHOT_WEIGHTS").ok()?;
@@ -574,23 +571,10 @@ mod tests {
     }
 
     fn classifier(hidden: usize, mirror: bool, sha: String) -> Classifier {
-        let shape = HeadShape { classes: 3, hidden };
-        Classifier::new(Model {
-            info: ModelInfo {
-                labels: vec!["a".into(), "b".into(), "<c>".into()],
-                backbone_sha256: sha,
-                preprocess: Default::default(),
-                views: views(Seeing { mirror, ..Seeing::default() }),
-                hidden_units: hidden,
-                unfamiliar_threshold: None,
-                validation: None,
-                penalty: 0.0,
-                photos_per_class: vec![1, 1, 1],
-                created_unix_ms: 0,
-            },
-            head: HeadWeights::init(shape, &mut Rng::new(3)),
-            familiarity: None,
-        })
+        let mut model = crate::model::tests::model(hidden);
+        model.info.backbone_sha256 = sha;
+        model.info.views = views(Seeing { mirror, ..Seeing::default() });
+        Classifier::new(model)
     }
 
     #[test]

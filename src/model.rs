@@ -199,11 +199,12 @@ pub fn now_unix_ms() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::Rng;
 
-    fn model(hidden: usize) -> Model {
+    /// A small model of three classes (one with HTML in its name) for tests.
+    pub(crate) fn model(hidden: usize) -> Model {
         let shape = HeadShape { classes: 3, hidden };
         Model {
             info: ModelInfo {
