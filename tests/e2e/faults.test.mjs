@@ -1,11 +1,14 @@
 // Faults the page must survive, for real, in Debian's headless Chromium: the GPU process
 // killed by its pid while photos are embedded on WebGPU, the engine's worker ending in the
 // middle of training (silently, and with an error), and the page reloaded in the middle of
-// adding a folder. Each states what must survive and checks it after the fault.
+// opening a project and of adding a folder. Each states what must survive and checks it after the fault.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { zipSync } from "../../www/vendor/fflate.js";
 import { startServer, launch, screenshot } from "./browser.mjs";
 import { photosOf, pageOpener, card, settled, trainAndWait } from "./steps.mjs";
 
@@ -102,6 +105,85 @@ test("the engine's worker ending mid-training: said, restarted, nothing lost, tr
   }
 });
 
+/** What IndexedDB holds: the photo records ({ id, pending }) and the ids of embeddings. */
+function storedRecords(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        indexedDB.open("fewshot").onsuccess = ({ target }) => {
+          const t = target.result.transaction(["photos", "embeddings"]);
+          const photos = t.objectStore("photos").getAll();
+          const embeddings = t.objectStore("embeddings").getAllKeys();
+          t.oncomplete = () => resolve({ photos: photos.result.map((p) => ({ id: p.id, pending: !!p.pending })), embeddings: embeddings.result });
+        };
+      }),
+  );
+}
+
+test("a reload in the middle of opening a project keeps one whole project, the old or the new", { timeout: 600_000 }, async () => {
+  // A data set ZIP of three folders of 10 photos, made here.
+  const folders = ["pants", "shirt", "skirt"];
+  const entries = {};
+  for (const label of folders) {
+    for (const path of photosOf("train", label, 10)) entries[`${label}/${basename(path)}`] = new Uint8Array(readFileSync(path));
+  }
+  const zipPath = join(mkdtempSync(join(tmpdir(), "fewshot-open-")), "clothes.zip");
+  writeFileSync(zipPath, zipSync(entries, { level: 0 }));
+
+  const { context, dir } = await launch({ webgpu: false });
+  try {
+    const page = await openPage(context, "?device=cpu");
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 3));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 3));
+    assert.deepEqual(await settled(page, [3, 3]), [3, 3]);
+    const [saved] = await Promise.all([page.waitForEvent("download"), page.click("#save-project")]);
+    const oldZip = join(dirname(zipPath), "old.zip");
+    await saved.saveAs(oldZip);
+    const whole = { "hat,shoes": [3, 3], "pants,shirt,skirt": [10, 10, 10] };
+    const seen = [];
+    let names = "hat,shoes";
+    // Reloads at several moments of opening the other project, timed inside the page (a
+    // round trip from here would land after it): before, during and after it is written.
+    const zips = { new: readFileSync(zipPath).toString("base64"), old: readFileSync(oldZip).toString("base64") };
+    for (const delay of [0, 10, 15, 20, 25, 30, 40, 80, 300]) {
+      const zip = names === "hat,shoes" ? zips.new : zips.old;
+      await Promise.all([
+        page.waitForEvent("load", { timeout: 60_000 }),
+        page.evaluate(
+          ({ zip, delay }) => {
+            const input = document.querySelector("#open-project");
+            const files = new DataTransfer();
+            files.items.add(new File([Uint8Array.from(atob(zip), (c) => c.charCodeAt(0))], "project.zip", { type: "application/zip" }));
+            input.files = files.files;
+            input.dispatchEvent(new Event("change", { bubbles: true }));
+            setTimeout(() => location.reload(), delay);
+          },
+          { zip, delay },
+        ),
+      ]);
+      await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
+      const before = names;
+      names = (await page.$$eval(".class-name", (els) => els.map((e) => e.value))).join(",");
+      assert.ok(names in whole, `after a reload ${delay} ms into opening, the classes are "${names}": neither project whole`);
+      const counts = await settled(page, whole[names]);
+      assert.deepEqual(counts, whole[names], `after a reload ${delay} ms into opening, "${names}" is not whole`);
+      const stored = await storedRecords(page);
+      const total = counts.reduce((a, b) => a + b, 0);
+      assert.equal(stored.photos.length, total, "photo records, one per photo shown");
+      assert.equal(stored.photos.filter((p) => p.pending).length, 0, "none left half-read");
+      assert.equal(stored.embeddings.length, total, "embeddings, one per photo shown");
+      seen.push(`${delay} ms: ${names === before ? "as it was" : "opened"}`);
+    }
+    console.log(`# reload while opening a project, 9 times (${seen.join(", ")}): always one whole project, 0 orphans`);
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dirname(zipPath), { recursive: true, force: true });
+  }
+});
+
 test("a reload in the middle of adding photos loses none, and leaves no orphans", { timeout: 600_000 }, async () => {
   const { context, dir } = await launch({ webgpu: false });
   try {
@@ -116,17 +198,7 @@ test("a reload in the middle of adding photos loses none, and leaves no orphans"
     await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
     assert.deepEqual(await settled(page, [12, 12]), [12, 12], "every photo given before the reload");
     // No record without its class, none twice: what is stored is exactly what is shown.
-    const stored = await page.evaluate(
-      () =>
-        new Promise((resolve) => {
-          indexedDB.open("fewshot").onsuccess = ({ target }) => {
-            const t = target.result.transaction(["photos", "embeddings"]);
-            const photos = t.objectStore("photos").getAll();
-            const embeddings = t.objectStore("embeddings").getAllKeys();
-            t.oncomplete = () => resolve({ photos: photos.result.map((p) => ({ id: p.id, pending: !!p.pending })), embeddings: embeddings.result });
-          };
-        }),
-    );
+    const stored = await storedRecords(page);
     const shown = await page.$$eval(".thumb", (t) => t.map((x) => x.dataset.photoId).sort());
     assert.deepEqual(stored.photos.map((p) => p.id).sort(), shown);
     assert.equal(stored.photos.filter((p) => p.pending).length, 0, "none left half-read");
