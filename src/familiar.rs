@@ -128,36 +128,79 @@ pub fn study(data: &Dataset, seed: u64) -> (Option<Familiarity>, Vec<(usize, usi
 
 /// [`study`] on at most `max_references` photos: below all of them, no duplicates are searched.
 pub fn study_on(data: &Dataset, seed: u64, max_references: usize) -> (Option<Familiarity>, Vec<(usize, usize)>) {
-    let chosen = references(data, seed, max_references.clamp(MIN_PHOTOS, MAX_REFERENCES));
-    let n = chosen.len();
-    let references: Vec<f32> = chosen.iter().flat_map(|&i| unit(data.embedding(i))).collect();
-    let mut similarity = vec![0.0; n * n];
-    matmul(&mut similarity, false, &references, Stored::AsIs, &references, Stored::Transposed, n, EMBEDDING_DIM, n);
-    let mut duplicates = vec![];
-    if n == data.len() && n <= MAX_DUPLICATE_SEARCH {
-        for (i, row) in similarity.chunks_exact(n).enumerate() {
-            for (j, &s) in row.iter().enumerate().skip(i + 1) {
-                if s >= DUPLICATE_SIMILARITY && duplicates.len() < MAX_DUPLICATES {
-                    duplicates.push((i, j));
-                }
-            }
+    let mut study = Study::new(data, seed, max_references);
+    while study.step() {}
+    study.finish(data)
+}
+
+/// Rows of the comparison a [`Study::step`] does: on 2,000 photos, a step is an eighth of it.
+pub const STUDY_ROWS: usize = 250;
+
+/// [`study`] a block of rows at a time, so that the page's worker can answer a stop between
+/// two (the whole of 2,000 photos is 0.15 s natively, more in the browser).
+pub struct Study {
+    /// The references' unit embeddings, `[n, 1280]`.
+    references: Vec<f32>,
+    n: usize,
+    /// Rows compared so far.
+    done: usize,
+    search_duplicates: bool,
+    duplicates: Vec<(usize, usize)>,
+    /// Each reference's leave-one-out score.
+    scores: Vec<f32>,
+}
+
+impl Study {
+    pub fn new(data: &Dataset, seed: u64, max_references: usize) -> Self {
+        let chosen = references(data, seed, max_references.clamp(MIN_PHOTOS, MAX_REFERENCES));
+        let n = chosen.len();
+        Study {
+            references: chosen.iter().flat_map(|&i| unit(data.embedding(i))).collect(),
+            n,
+            done: 0,
+            search_duplicates: n == data.len() && n <= MAX_DUPLICATE_SEARCH,
+            duplicates: vec![],
+            scores: Vec::with_capacity(n),
         }
     }
-    if data.len() < MIN_PHOTOS {
-        return (None, duplicates);
-    }
-    // Leave-one-out scores of the references themselves.
-    let mut scores: Vec<f32> = similarity
-        .chunks_exact(n)
-        .enumerate()
-        .map(|(i, row)| {
+
+    /// Compare the next [`STUDY_ROWS`] references with all of them; `false` once all are done.
+    pub fn step(&mut self) -> bool {
+        let (n, start) = (self.n, self.done);
+        if start >= n {
+            return false;
+        }
+        let rows = STUDY_ROWS.min(n - start);
+        let block = &self.references[start * EMBEDDING_DIM..(start + rows) * EMBEDDING_DIM];
+        let mut similarity = vec![0.0; rows * n];
+        matmul(&mut similarity, false, block, Stored::AsIs, &self.references, Stored::Transposed, rows, EMBEDDING_DIM, n);
+        for (r, row) in similarity.chunks_exact(n).enumerate() {
+            let i = start + r;
+            if self.search_duplicates {
+                for (j, &s) in row.iter().enumerate().skip(i + 1) {
+                    if s >= DUPLICATE_SIMILARITY && self.duplicates.len() < MAX_DUPLICATES {
+                        self.duplicates.push((i, j));
+                    }
+                }
+            }
+            // Leave-one-out: the reference's score against the others.
             let others = row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &s)| s);
-            mean_distance_of_nearest(others)
-        })
-        .collect();
-    scores.sort_by(f32::total_cmp);
-    let threshold = quantile(&scores, FAMILIAR_QUANTILE);
-    (Some(Familiarity { references, threshold }), duplicates)
+            self.scores.push(mean_distance_of_nearest(others));
+        }
+        self.done += rows;
+        self.done < n
+    }
+
+    /// What was found, once every row is compared (the rest is compared now if not).
+    pub fn finish(mut self, data: &Dataset) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+        while self.step() {}
+        if data.len() < MIN_PHOTOS {
+            return (None, self.duplicates);
+        }
+        self.scores.sort_by(f32::total_cmp);
+        let threshold = quantile(&self.scores, FAMILIAR_QUANTILE);
+        (Some(Familiarity { references: self.references, threshold }), self.duplicates)
+    }
 }
 
 /// The photos a model keeps for the score: all of them, or `max` drawn evenly from the

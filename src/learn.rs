@@ -10,10 +10,10 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::evaluate::Validated;
-use crate::familiar::{study, study_on, Familiarity};
+use crate::familiar::{study_on, Familiarity, Study, MAX_REFERENCES};
 
-/// At most this many photos are studied for "none of these" when training is stopped before
-/// its end ([`Learning::finish`]).
+/// At most this many photos are studied for "none of these" when learning is stopped before
+/// the study ended ([`Learning::finish`]).
 pub const STOPPED_STUDY_PHOTOS: usize = 500;
 use crate::model::{now_unix_ms, Model, ModelInfo};
 use crate::preprocess::{views, Seeing};
@@ -41,8 +41,9 @@ pub struct Learning {
     trained: Option<Trained>,
     validator: Option<CrossValidator>,
     validation: Option<CrossValidation>,
-    /// What study found, done as a step of its own before cross-validation, so that a stop
-    /// while checking does not wait for it.
+    /// The study for "none of these" and duplicates, a block of photos a step between training
+    /// and cross-validation, so that a stop never waits for all of it.
+    studying: Option<Study>,
     studied: Option<(Option<Familiarity>, Vec<(usize, usize)>)>,
 }
 
@@ -73,6 +74,7 @@ impl Learning {
             trained: None,
             validator: None,
             validation: None,
+            studying: None,
             studied: None,
         })
     }
@@ -89,12 +91,22 @@ impl Learning {
                 return Ok(Some(Progress::Training(report)));
             }
             self.trained = self.trainer.take().map(Trainer::finish);
-            self.studied = Some(study(&self.data, self.config.seed));
             self.validator = CrossValidator::new(&self.data, &self.config)?;
-            // Said before the first fold runs, so that a stop skips all of them at once.
+            self.studying = Some(Study::new(&self.data, self.config.seed, MAX_REFERENCES));
+            // Said before the study and the first fold run, so that a stop skips them at once.
             if let Some(validator) = &self.validator {
                 return Ok(Some(Progress::Validating { fold: 0, folds: validator.folds }));
             }
+        }
+        if let Some(study) = &mut self.studying {
+            // Told as checking's first fold; without folds to report (too few photos to hold
+            // any out, so few to compare) it is done in one step.
+            if let Some(validator) = &self.validator {
+                if study.step() {
+                    return Ok(Some(Progress::Validating { fold: 0, folds: validator.folds }));
+                }
+            }
+            self.studied = self.studying.take().map(|s| s.finish(&self.data));
         }
         if let Some(validator) = &mut self.validator {
             let folds = validator.folds;
@@ -112,6 +124,7 @@ impl Learning {
             self.trained = Some(trainer.finish());
         }
         self.validator = None;
+        self.studying = None;
     }
 
     /// Run every remaining step, calling `on_progress` after each; it returns `false` to stop.
@@ -132,9 +145,9 @@ impl Learning {
         }
         let trained = self.trained.expect("a trainer is finished by stop()");
         let stopped = trained.stopped || (self.validation.is_none() && crate::validate::assign_folds(&self.data, self.config.seed).is_some());
-        // Stopped while training: studied on fewer photos, so that the stop acts at once (the
-        // whole study of 2,000 photos is one 2,000 x 2,000 product: about 0.15 s natively, twice
-        // that in the page; on 500, a sixteenth).
+        // Stopped before the study ended: studied again on fewer photos, so that the stop acts
+        // at once (the whole study of 2,000 photos is a 2,000 x 2,000 product: about 0.15 s
+        // natively, more in the page; on 500, a sixteenth).
         let (familiarity, duplicates) =
             self.studied.take().unwrap_or_else(|| study_on(&self.data, self.config.seed, STOPPED_STUDY_PHOTOS));
         let model = model_of(&trained, &self.backbone_sha256, self.seeing, self.validation.as_ref().map(|v| v.figures.clone()), familiarity);
