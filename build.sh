@@ -182,6 +182,12 @@ test_all() {
   weights
   vendor
   export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  # Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every start without
+  # one (as in CI); the test binaries get a private one, as the CLI makes for itself.
+  if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    export XDG_RUNTIME_DIR=$ROOT/target/runtime
+    mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+  fi
   say "JavaScript modules under node (no browser)"
   node --test tests/js/
   say "native tests (CPU device, and wgpu on Mesa lavapipe)"
