@@ -11,14 +11,14 @@ use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::evaluate::Validated;
 use crate::familiar::{study_on, Familiarity, Study, MAX_REFERENCES};
-
-/// At most this many photos are studied for "none of these" when learning is stopped before
-/// the study ended ([`Learning::finish`]).
-pub const STOPPED_STUDY_PHOTOS: usize = 500;
 use crate::model::{now_unix_ms, Model, ModelInfo};
 use crate::preprocess::{views, Seeing};
 use crate::train::{StepReport, TrainConfig, Trained, Trainer};
 use crate::validate::{CrossValidation, CrossValidator};
+
+/// At most this many photos are studied for "none of these" when learning is stopped before
+/// the study ended ([`Learning::finish`]).
+pub const STOPPED_STUDY_PHOTOS: usize = 500;
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
