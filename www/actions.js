@@ -132,13 +132,13 @@ async function seedEngine() {
  * failed and onFatal): one restart serves both. */
 let recovering = null;
 function recover(error) {
-  if (!restartFor(error, state.engine.device)) return Promise.resolve(false);
-  recovering ??= restart(error).finally(() => (recovering = null));
+  const device = restartFor(error, state.engine.device);
+  if (!device) return Promise.resolve(false);
+  recovering ??= restart(error, device).finally(() => (recovering = null));
   return recovering;
 }
 
-async function restart(error) {
-  const device = restartFor(error, state.engine.device);
+async function restart(error, device) {
   engine.restart();
   const where = device === "cpu" && state.engine.device === "webgpu" ? " on the CPU" : "";
   // The driver's own words help a bug report, not the person: they go to the console.
