@@ -2,7 +2,7 @@
 // (WebGPU on SwiftShader, or none), record every request, save screenshots.
 import { after } from "node:test";
 import { chromium } from "playwright-core";
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { serve } from "./serve.mjs";
@@ -26,13 +26,23 @@ const BASE_FLAGS = [
 const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
 
 // Whatever a test file opened is closed after it, passed or failed: a browser or a server
-// left open would keep the test process alive, and the whole run waiting, for ever.
+// left open would keep the test process alive, and the whole run waiting, for ever; a
+// browser profile or unpacked app left behind fills the disk, run after run.
 const openServers = new Set();
 const openContexts = new Set();
+const tempDirs = new Set();
 after(async () => {
   await Promise.all([...openContexts].map((c) => c.close().catch(() => {})));
   await Promise.all([...openServers].map((s) => shutDown(s)));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A new empty folder under the system's temporary one, removed after the test file. */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), `fewshot-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
 
 /** Serve www/ (or another folder: `www`) on `port` (0: a free one): { server, origin }. */
 export async function startServer(mounts = {}, www = join(ROOT, "www"), port = 0) {
@@ -50,7 +60,7 @@ export function shutDown(server) {
 
 /** A fresh browser profile; webgpu: whether to enable WebGPU. */
 export async function launch({ webgpu = true, userDataDir } = {}) {
-  const dir = userDataDir || mkdtempSync(join(tmpdir(), "fewshot-chromium-"));
+  const dir = userDataDir || tempDir("chromium");
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,

@@ -5,11 +5,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { zipSync } from "../../www/vendor/fflate.js";
-import { startServer, launch, screenshot } from "./browser.mjs";
+import { startServer, launch, screenshot, tempDir } from "./browser.mjs";
 import { photosOf, pageOpener, card, settled, trainAndWait } from "./steps.mjs";
 
 const { origin } = await startServer();
@@ -127,7 +126,7 @@ test("a reload in the middle of opening a project keeps one whole project, the o
   for (const label of folders) {
     for (const path of photosOf("train", label, 10)) entries[`${label}/${basename(path)}`] = new Uint8Array(readFileSync(path));
   }
-  const zipPath = join(mkdtempSync(join(tmpdir(), "fewshot-open-")), "clothes.zip");
+  const zipPath = join(tempDir("open"), "clothes.zip");
   writeFileSync(zipPath, zipSync(entries, { level: 0 }));
 
   const { context, dir } = await launch({ webgpu: false });

@@ -3,15 +3,14 @@
 // version appears on the server: the page offers "reload", and nothing is lost by it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { launch, screenshot, shutDown, startServer, ROOT } from "./browser.mjs";
+import { launch, screenshot, shutDown, startServer, ROOT, tempDir } from "./browser.mjs";
 import { photosOf, pageOpener, card, settled, trainAndWait, predictFile } from "./steps.mjs";
 
 test("offline after the first visit, installable, and updated without losing anything", { timeout: 600_000 }, async () => {
   // A copy of www/, so that a "new version" can be written into it.
-  const www = mkdtempSync(join(tmpdir(), "fewshot-www-"));
+  const www = tempDir("www");
   cpSync(join(ROOT, "www"), www, { recursive: true, dereference: true });
   let { server, origin } = await startServer({}, www);
   const port = server.address().port;

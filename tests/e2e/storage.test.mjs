@@ -6,16 +6,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, launch, echoConsole, screenshot } from "./browser.mjs";
+import { startServer, launch, echoConsole, screenshot, tempDir } from "./browser.mjs";
 
 const { origin } = await startServer();
 const SIZE_MB = 48;
 
 function mountTmpfs() {
-  const dir = mkdtempSync(join(tmpdir(), "fewshot-full-"));
+  const dir = tempDir("full");
   try {
     execFileSync("mount", ["-t", "tmpfs", "-o", `size=${SIZE_MB}m`, "tmpfs", dir], { stdio: "pipe" });
     return dir;
