@@ -28,6 +28,11 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+/// Whether `device` is the CPU device (the backbone then runs on Fewshot's own kernels).
+pub fn is_cpu(device: &Device) -> bool {
+    *device == cpu()
+}
+
 /// The default wgpu adapter, initialised asynchronously (required in the browser).
 pub async fn gpu() -> Result<Device> {
     Device::wgpu_options()

@@ -4,7 +4,8 @@
 use burn::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::backbone::{pool, Backbone, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES, KNOWN_SHA256};
+use crate::backbone::kernels::Network;
+use crate::backbone::{pool, tflite, Backbone, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES, KNOWN_SHA256};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluate::Evaluation;
@@ -16,7 +17,7 @@ use crate::preprocess::{Preprocess, INPUT_LEN, INPUT_SIDE};
 
 /// The frozen backbone on its device.
 pub struct Engine {
-    backbone: Backbone,
+    backbone: Net,
     device: Device,
     /// sha256 of the weights file, hex.
     pub weights_sha256: String,
@@ -25,7 +26,22 @@ pub struct Engine {
 impl Engine {
     /// Load the backbone from the bytes of its `.tflite` file onto `device`.
     pub fn new(weights: &[u8], device: Device) -> Result<Self> {
-        let backbone = Backbone::from_tflite(weights, &device)?;
+        Self::build(weights, device, false)
+    }
+
+    /// The same with Burn's own operators on any device, the CPU included: what Fewshot ran
+    /// before its kernels, kept to compare against (`fewshot bench`, the tests).
+    pub fn new_on_burn(weights: &[u8], device: Device) -> Result<Self> {
+        Self::build(weights, device, true)
+    }
+
+    fn build(weights: &[u8], device: Device, burn: bool) -> Result<Self> {
+        let ops = tflite::read_ops(weights)?;
+        let backbone = if crate::device::is_cpu(&device) && !burn {
+            Net::Cpu(Network::from_ops(&ops)?)
+        } else {
+            Net::Gpu(Backbone::from_ops(&ops, &device)?)
+        };
         Ok(Engine { backbone, device, weights_sha256: sha256_hex(weights) })
     }
 
@@ -45,24 +61,48 @@ impl Engine {
     }
 
     /// Embeddings of preprocessed photos (each `[3, 224, 224]`, see [`crate::preprocess`]),
-    /// one after the other in a `[n * 1280]` vector. Reads back once, asynchronously.
+    /// one after the other in a `[n * 1280]` vector. On a GPU, reads back once, asynchronously.
     pub async fn embed(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
-        let embeddings = self.backbone.embed(self.input(photos)?);
-        read(embeddings).await
+        check_photos(photos)?;
+        match &self.backbone {
+            Net::Cpu(net) => Ok(on_cores(photos, |photo| Network::pool(&net.feature_map(photo))).concat()),
+            Net::Gpu(backbone) => read(backbone.embed(self.input(photos))).await,
+        }
     }
 
     /// Embeddings `[n * 1280]` and last feature maps `[n * 1280 * 7 * 7]` (channel-major) of
     /// preprocessed photos: the maps give [`Classifier::heatmap`].
     pub async fn embed_with_maps(&self, photos: &[Vec<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let map = self.backbone.feature_map(self.input(photos)?);
-        let embeddings = pool(map.clone());
-        Ok((read(embeddings).await?, read(map).await?))
+        check_photos(photos)?;
+        match &self.backbone {
+            Net::Cpu(net) => {
+                let (mut embeddings, mut maps) = (Vec::new(), Vec::new());
+                for map in on_cores(photos, |photo| net.feature_map(photo)) {
+                    embeddings.extend(Network::pool(&map));
+                    // Pixel-major to channel-major.
+                    let regions = map.height * map.width;
+                    let values = map.values();
+                    maps.extend((0..map.channels).flat_map(|c| (0..regions).map(move |r| values[r * map.channels + c])));
+                }
+                Ok((embeddings, maps))
+            }
+            Net::Gpu(backbone) => {
+                let map = backbone.feature_map(self.input(photos));
+                let embeddings = pool(map.clone());
+                Ok((read(embeddings).await?, read(map).await?))
+            }
+        }
     }
 
     /// The backbone's own ImageNet probabilities, `[n * 1001]`.
     pub async fn imagenet(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
-        let logits = self.backbone.imagenet_logits(self.backbone.embed(self.input(photos)?));
-        let mut probabilities = read(logits).await?;
+        let mut probabilities = match &self.backbone {
+            Net::Cpu(net) => net.imagenet_logits(&self.embed(photos).await?),
+            Net::Gpu(backbone) => {
+                check_photos(photos)?;
+                read(backbone.imagenet_logits(backbone.embed(self.input(photos)))).await?
+            }
+        };
         softmax_rows(&mut probabilities, IMAGENET_CLASSES);
         Ok(probabilities)
     }
@@ -73,15 +113,49 @@ impl Engine {
         self.embed(&[vec![0.0; INPUT_LEN]]).await.map(|_| ())
     }
 
+    /// Checked photos as one tensor on the device.
+    ///
     /// # Shapes
     ///   - Output [n, 3, 224, 224]
-    fn input(&self, photos: &[Vec<f32>]) -> Result<Tensor<4>> {
-        if photos.is_empty() || photos.iter().any(|p| p.len() != INPUT_LEN) {
-            return Err(Error::BadConfig(format!("expected 1 or more preprocessed photos of {INPUT_LEN} values")));
-        }
+    fn input(&self, photos: &[Vec<f32>]) -> Tensor<4> {
         let flat: Vec<f32> = photos.concat();
-        Ok(Tensor::from_data(TensorData::new(flat, [photos.len(), 3, INPUT_SIDE, INPUT_SIDE]), &self.device))
+        Tensor::from_data(TensorData::new(flat, [photos.len(), 3, INPUT_SIDE, INPUT_SIDE]), &self.device)
     }
+}
+
+/// How the backbone runs: Fewshot's own kernels on the CPU ([`crate::backbone::kernels`]),
+/// or Burn's on a GPU.
+enum Net {
+    Cpu(Network),
+    Gpu(Backbone),
+}
+
+fn check_photos(photos: &[Vec<f32>]) -> Result<()> {
+    if photos.is_empty() || photos.iter().any(|p| p.len() != INPUT_LEN) {
+        return Err(Error::BadConfig(format!("expected 1 or more preprocessed photos of {INPUT_LEN} values")));
+    }
+    Ok(())
+}
+
+/// `work` on each photo, in order; natively the photos are dealt across the machine's cores
+/// (in the browser, each worker of the page's pool is one core).
+fn on_cores<T: Send>(photos: &[Vec<f32>], work: impl Fn(&[f32]) -> T + Sync) -> Vec<T> {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(photos.len());
+        if cores > 1 {
+            let share = photos.len().div_ceil(cores);
+            return std::thread::scope(|scope| {
+                let work = &work;
+                let handles: Vec<_> = photos
+                    .chunks(share)
+                    .map(|chunk| scope.spawn(move || chunk.iter().map(|p| work(p)).collect::<Vec<T>>()))
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            });
+        }
+    }
+    photos.iter().map(|p| work(p)).collect()
 }
 
 /// Read a tensor back to the CPU without blocking (the only way that works on WebGPU).

@@ -633,17 +633,23 @@ fn bench(args: &Args) -> Result<()> {
     let mut rng = Rng::new(1);
     let input: Vec<Vec<f32>> =
         (0..16).map(|_| (0..fewshot::preprocess::INPUT_LEN).map(|_| rng.next_f32() * 2.0 - 1.0).collect()).collect();
-    let mut devices = vec![("cpu (flex)".to_string(), device::cpu())];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut engines = vec![
+        (format!("cpu: Fewshot's kernels ({cores} cores at batch 16)"), Engine::new(&bytes, device::cpu())?),
+        ("cpu: Burn's flex operators (before the kernels)".to_string(), Engine::new_on_burn(&bytes, device::cpu())?),
+    ];
     match device::native_adapter() {
         Some((name, _)) => match pollster::block_on(device::gpu()) {
-            Ok(d) => devices.push((format!("gpu: {name}"), d)),
+            Ok(d) => engines.push((format!("gpu: {name}"), Engine::new(&bytes, d)?)),
             Err(e) => eprintln!("gpu skipped: {e}"),
         },
         None => eprintln!("gpu skipped: no adapter"),
     }
+    if let Ok(only) = std::env::var("FEWSHOT_BENCH_ONLY") {
+        engines.retain(|(name, _)| name.contains(&only));
+    }
     println!("{:<50} {:>10} {:>12} {:>12}", "device", "first (s)", "batch 1/s", "batch 16/s");
-    for (name, device) in devices {
-        let engine = Engine::new(&bytes, device)?;
+    for (name, engine) in engines {
         let started = Instant::now();
         pollster::block_on(engine.warm_up())?;
         let first = started.elapsed().as_secs_f64();

@@ -65,3 +65,19 @@ fn knows_the_published_weights() {
     let engine = Engine::new(&weights(), device::cpu()).unwrap();
     assert_eq!(engine.weights_warning(), None);
 }
+
+#[test]
+fn the_cpu_kernels_agree_with_burns_operators_feature_maps_included() {
+    let inputs: Vec<Vec<f32>> = NAMES[..2]
+        .iter()
+        .map(|n| from_rgb224(&std::fs::read(fixtures().join(format!("{n}.rgb224.u8"))).unwrap()).unwrap())
+        .collect();
+    let ours = Engine::new(&weights(), device::cpu()).unwrap();
+    let burn = Engine::new_on_burn(&weights(), device::cpu()).unwrap();
+    let (embeddings, maps) = pollster::block_on(ours.embed_with_maps(&inputs)).unwrap();
+    let (want_embeddings, want_maps) = pollster::block_on(burn.embed_with_maps(&inputs)).unwrap();
+    assert_eq!(maps.len(), want_maps.len());
+    let (e, m) = (relative_l2(&embeddings, &want_embeddings), relative_l2(&maps, &want_maps));
+    eprintln!("kernels against Burn: embeddings {e:.1e}, feature maps {m:.1e} (relative L2)");
+    assert!(e <= 1e-4 && m <= 1e-4, "embeddings {e:.1e}, feature maps {m:.1e}");
+}

@@ -5,6 +5,7 @@
 //! applies the network's own 1001-way ImageNet classifier to an embedding.
 
 mod blocks;
+pub mod kernels;
 pub mod tflite;
 
 use burn::module::{Module, Param};
@@ -93,6 +94,59 @@ fn architecture() -> (Vec<Expected>, usize) {
     (convs, residuals)
 }
 
+/// The file's convolutions in graph order, each checked against MobileNetV2 1.0, and for each
+/// inverted-residual block whether it has an expansion and whether it adds its input.
+fn checked_convolutions(ops: &[Op]) -> Result<(Vec<&ConvOp>, Vec<(bool, bool)>)> {
+    let (expected, residuals) = architecture();
+    let convs: Vec<&ConvOp> = ops.iter().filter_map(|op| if let Op::Conv(c) = op { Some(c) } else { None }).collect();
+    let adds = ops.iter().filter(|op| matches!(op, Op::Add)).count();
+    if convs.len() != expected.len() || adds != residuals {
+        return Err(Error::Weights(format!(
+            "expected {} convolutions and {residuals} residual additions, found {} and {adds}",
+            expected.len(),
+            convs.len()
+        )));
+    }
+    if !ops.iter().any(|op| matches!(op, Op::AveragePool)) {
+        return Err(Error::Weights("the model has no average pooling".into()));
+    }
+    for (op, want) in convs.iter().zip(&expected) {
+        let fits = op.depthwise == want.depthwise
+            && op.weight_shape == want.shape
+            && op.bias.len() == if want.depthwise { want.shape[3] } else { want.shape[0] }
+            && op.stride == want.stride
+            && op.relu6 == want.relu6
+            && op.same_padding;
+        if !fits {
+            let describe = |depthwise: bool, shape: &[usize], stride: usize, relu6: bool| {
+                format!(
+                    "a {} of weights {shape:?}, stride {stride}, {}",
+                    if depthwise { "depthwise convolution" } else { "convolution" },
+                    if relu6 { "ReLU6" } else { "no activation" }
+                )
+            };
+            return Err(Error::Weights(format!(
+                "{} should be {} and SAME padding; the file has {}, {} padding and {} biases",
+                want.name,
+                describe(want.depthwise, &want.shape, want.stride, want.relu6),
+                describe(op.depthwise, &op.weight_shape, op.stride, op.relu6),
+                if op.same_padding { "SAME" } else { "VALID" },
+                op.bias.len(),
+            )));
+        }
+    }
+    let mut blocks = Vec::new();
+    let mut channels = 32;
+    for (expansion, out, repeats, first_stride) in STAGES {
+        for r in 0..repeats {
+            let stride = if r == 0 { first_stride } else { 1 };
+            blocks.push((expansion != 1, stride == 1 && channels == out));
+            channels = out;
+        }
+    }
+    Ok((convs, blocks))
+}
+
 impl Backbone {
     /// Read `mobilenet_v2_1.0_224_quant.tflite` (or a file of the same architecture) and build
     /// the module on `device`.
@@ -102,59 +156,16 @@ impl Backbone {
 
     /// Build from the operators of a TFLite graph, checking each against MobileNetV2 1.0.
     pub fn from_ops(ops: &[Op], device: &Device) -> Result<Self> {
-        let (expected, residuals) = architecture();
-        let convs: Vec<&ConvOp> = ops.iter().filter_map(|op| if let Op::Conv(c) = op { Some(c) } else { None }).collect();
-        let adds = ops.iter().filter(|op| matches!(op, Op::Add)).count();
-        if convs.len() != expected.len() || adds != residuals {
-            return Err(Error::Weights(format!(
-                "expected {} convolutions and {residuals} residual additions, found {} and {adds}",
-                expected.len(),
-                convs.len()
-            )));
-        }
-        if !ops.iter().any(|op| matches!(op, Op::AveragePool)) {
-            return Err(Error::Weights("the model has no average pooling".into()));
-        }
-        for (op, want) in convs.iter().zip(&expected) {
-            let fits = op.depthwise == want.depthwise
-                && op.weight_shape == want.shape
-                && op.bias.len() == if want.depthwise { want.shape[3] } else { want.shape[0] }
-                && op.stride == want.stride
-                && op.relu6 == want.relu6
-                && op.same_padding;
-            if !fits {
-                let describe = |depthwise: bool, shape: &[usize], stride: usize, relu6: bool| {
-                    format!(
-                        "a {} of weights {shape:?}, stride {stride}, {}",
-                        if depthwise { "depthwise convolution" } else { "convolution" },
-                        if relu6 { "ReLU6" } else { "no activation" }
-                    )
-                };
-                return Err(Error::Weights(format!(
-                    "{} should be {} and SAME padding; the file has {}, {} padding and {} biases",
-                    want.name,
-                    describe(want.depthwise, &want.shape, want.stride, want.relu6),
-                    describe(op.depthwise, &op.weight_shape, op.stride, op.relu6),
-                    if op.same_padding { "SAME" } else { "VALID" },
-                    op.bias.len(),
-                )));
-            }
-        }
-
+        let (convs, shapes) = checked_convolutions(ops)?;
         let mut convs = convs.into_iter();
         let mut next = || ConvAct::from_op(convs.next().expect("counted above"), device);
         let stem = next();
         let mut blocks = Vec::new();
-        let mut channels = 32;
-        for (expansion, out, repeats, first_stride) in STAGES {
-            for r in 0..repeats {
-                let expand = (expansion != 1).then(&mut next);
-                let depthwise = next();
-                let project = next();
-                let stride = if r == 0 { first_stride } else { 1 };
-                blocks.push(InvertedResidual::new(expand, depthwise, project, stride == 1 && channels == out));
-                channels = out;
-            }
+        for (expands, residual) in shapes {
+            let expand = expands.then(&mut next);
+            let depthwise = next();
+            let project = next();
+            blocks.push(InvertedResidual::new(expand, depthwise, project, residual));
         }
         let features = next();
         let logits = convs.next().expect("counted above");
