@@ -150,7 +150,7 @@ wasm() {
   vendor
   # Nothing to do when the module was built from these very sources (serve starts at once).
   local stamp
-  stamp=$( (cat Cargo.toml Cargo.lock; find src -type f | sort | xargs cat; declare -f wasm) | sha256sum | cut -c1-64)
+  stamp=$( (cat Cargo.toml Cargo.lock; find src -type f | sort | xargs cat; declare -f wasm; echo "profile=${PROFILE:-}") | sha256sum | cut -c1-64)
   if [ -f www/pkg/fewshot_bg.wasm ] && [ "$(cat www/pkg/.sources 2>/dev/null)" = "$stamp" ]; then
     say "www/pkg is up to date with src/ (delete www/pkg to rebuild)"
     precache
@@ -161,9 +161,16 @@ wasm() {
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
     cargo rustc -q --lib --profile wasm --target wasm32-unknown-unknown --no-default-features --crate-type cdylib
   rm -rf www/pkg
-  wasm-bindgen --target web --remove-name-section --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
-  "$TOOLS/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
+  if [ -n "${PROFILE:-}" ]; then
+    # PROFILE=1: the functions keep their names and LLVM's code is left as it is (wasm-opt
+    # would inline the kernels into their caller), so that a CPU profile (tests/bench/
+    # profile.mjs, or DevTools) tells them apart.
+    wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
+  else
+    wasm-bindgen --target web --remove-name-section --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
+    "$TOOLS/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
+  fi
   say "www/pkg/fewshot_bg.wasm: $(stat -c %s www/pkg/fewshot_bg.wasm) bytes, $(gzip -9c www/pkg/fewshot_bg.wasm | wc -c) gzipped"
   echo "$stamp" > www/pkg/.sources
   precache

@@ -141,6 +141,25 @@ pub fn views(seeing: Seeing) -> Vec<Preprocess> {
     }
 }
 
+/// Views a photo may be embedded in at once, at most (a project uses one or two).
+pub const MAX_VIEWS: usize = 8;
+
+/// The views as text: a project's `viewsKey` (embeddings stored under another key are made
+/// again), and how the page's helper workers are told which views to embed.
+pub fn views_key(views: &[Preprocess]) -> String {
+    serde_json::to_string(views).expect("views are plain numbers and names")
+}
+
+/// The views of a [`views_key`]: one to [`MAX_VIEWS`] of them.
+pub fn views_from_key(key: &str) -> Result<Vec<Preprocess>> {
+    let views: Vec<Preprocess> =
+        serde_json::from_str(key).map_err(|e| Error::BadConfig(format!("not a list of views ({e})")))?;
+    if views.is_empty() || views.len() > MAX_VIEWS {
+        return Err(Error::BadConfig(format!("between 1 and {MAX_VIEWS} views, not {}", views.len())));
+    }
+    Ok(views)
+}
+
 /// The stored 224x224 RGB bytes of a fixture, as the backbone's input.
 pub fn from_rgb224(rgb: &[u8]) -> Result<Vec<f32>> {
     if rgb.len() != INPUT_SIDE * INPUT_SIDE * 3 {
@@ -259,6 +278,16 @@ fn coefficients(start: f64, length: f64, size: usize, out: usize) -> Vec<(usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_views_key_gives_its_views_back_and_nothing_else_passes() {
+        let views = views(Seeing::default());
+        assert_eq!(views_from_key(&views_key(&views)).unwrap(), views);
+        for bad in ["", "[]", "{}", "[{\"framing\":\"sideways\"}]", &format!("[{}]", vec!["{}"; MAX_VIEWS + 1].join(","))] {
+            let error = views_from_key(bad).unwrap_err();
+            assert_eq!(error.kind(), crate::error::ErrorKind::BadInput, "{bad}: {error}");
+        }
+    }
 
     fn solid(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u8> {
         rgba.iter().copied().cycle().take((w * h * 4) as usize).collect()

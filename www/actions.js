@@ -99,7 +99,7 @@ export function startEngine(device) {
       state.schema = info.schema;
       state.backbone = { sha256: info.sha256 };
       await seedEngine();
-      update({ engine: { status: "ready", progress: 1, device: info.device, note: info.note, message: "" } });
+      update({ engine: { status: "ready", progress: 1, device: info.device, engines: info.engines, note: info.note, message: "" } });
       embedQueue();
       return info;
     })
@@ -179,10 +179,9 @@ async function applySettings(settings) {
   markWaiting(waiting);
 }
 
-/** Photos in the worker at once. Two (one decoded and stored while another is embedded)
- * measured no faster than one on 2 cores (tests/bench/page.mjs: 139 against 130 ms a photo,
- * within the noise), so one. */
-const LANES = 1;
+/** Photos in the worker at once: as many as it has engines to embed them (pool.js); with one
+ * engine, a second photo (decoded while another is embedded) measured no faster on 2 cores
+ * (tests/bench/page.mjs: 139 against 130 ms a photo, within the noise). */
 let lanes = 0;
 
 const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embedding" && !photo.trying);
@@ -191,7 +190,7 @@ const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embe
  * keeps. */
 function embedQueue() {
   if (state.readOnly) return; // the editing tab embeds; this one shows what it stores
-  while (lanes < LANES && state.engine.status === "ready" && nextWaiting()) {
+  while (lanes < (state.engine.engines || 1) && state.engine.status === "ready" && nextWaiting()) {
     lanes++;
     // A lane that ended (the engine restarted under it) hands on to a new one.
     lane().finally(() => {

@@ -68,16 +68,19 @@ export class EngineClient {
   #nextId = 1;
   #pending = new Map(); // id -> { resolve, reject, onProgress }
   #workerUrl;
+  #name;
   #heardAt = 0;
   #watch = null;
   onFatal = null;
 
-  constructor(workerUrl = new URL("./worker.js", import.meta.url)) {
+  /** `name`: the worker's name (self.name inside it; DevTools shows it). */
+  constructor(workerUrl = new URL("./worker.js", import.meta.url), name = "fewshot engine") {
     this.#workerUrl = workerUrl;
+    this.#name = name;
   }
 
   #start() {
-    const worker = new Worker(this.#workerUrl, { type: "module" });
+    const worker = new Worker(this.#workerUrl, { type: "module", name: this.#name });
     this.#heardAt = Date.now();
     // A worker that has been replaced may still say something (its error event after its own
     // "fatal" message): only the current one is listened to.

@@ -8,7 +8,7 @@
 
 /** What the page can ask of the worker. */
 export const Op = Object.freeze({
-  /** { weights: ArrayBuffer, device } → { device, note, sha256, warning, warmUpMs } */
+  /** { weights: ArrayBuffer, device } → { device, engines (how many embed at once), note, sha256, warning, loadMs } */
   Load: "load",
   /** {} → { schema: { key: { kind, default, min?, max?, choices? } }, weightsSha256 } */
   Hello: "hello",
@@ -19,6 +19,9 @@ export const Op = Object.freeze({
   /** { photo, image: Blob | ImageBitmap, store } → { image: Blob (the JPEG to keep, with store) | null, kept }
    * (the embeddings are kept by the worker, in IndexedDB: kept says whether that worked) */
   AddPhoto: "addPhoto",
+  /** { views (a viewsKey), pixels (RGBA), width, height } → Float32Array: one photo's
+   * embeddings, from a helper worker of the pool (pool.js) */
+  Embed: "embed",
   /** {} → { waiting: [photoId], orphans }: the worker reads the stored embeddings itself */
   Restore: "restore",
   /** {} → the learning report (progress messages meanwhile) */

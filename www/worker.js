@@ -4,11 +4,14 @@
 import init, { Fewshot, Project } from "./pkg/fewshot.js";
 import { Op, Kind, errorToMessage, badInput } from "./protocol.js";
 import { decode } from "./image.js";
+import { EmbedPool, engineCount } from "./pool.js";
 import * as store from "./store.js";
 
 let fewshot = null;
 let project = null;
 let wasm = null;
+/** This worker's engine and, on the CPU, helper workers: see pool.js. */
+let pool = null;
 /** Instantiate the wasm module once, whichever request comes first, and make the project. */
 async function ready() {
   await (wasm ??= init());
@@ -31,8 +34,12 @@ const handlers = {
     await ready();
     const started = performance.now();
     fewshot = await Fewshot.create(new Uint8Array(weights), device || "auto");
+    const own = fewshot;
+    pool?.close();
+    pool = new EmbedPool((...photo) => own.embedViews(...photo), weights, engineCount(fewshot.device));
     return {
       device: fewshot.device,
+      engines: pool.size,
       note: fewshot.deviceNote,
       sha256: fewshot.weightsSha256,
       warning: fewshot.weightsWarning ?? null,
@@ -77,12 +84,15 @@ const handlers = {
     return { waiting: project.waiting(), orphans: orphans.length };
   },
 
-  /** Decode once: the pixels every view is embedded from and, for a new photo (`store`), the
-   * JPEG to keep. */
+  /** Decode once: the pixels every view is embedded from (by whichever engine of the pool is
+   * free) and, for a new photo (`store`), the JPEG to keep. */
   async [Op.AddPhoto]({ photo, image, store: keep }) {
     const decoded = await read(image);
     const viewsKey = project.viewsKey;
-    const embeddings = await project.addPhoto(engine(), photo, decoded.pixels, decoded.width, decoded.height);
+    engine();
+    const embeddings = await pool.embed(viewsKey, decoded.pixels, decoded.width, decoded.height);
+    // Settings that changed meanwhile asked for other views: the photo stays waiting.
+    if (project.viewsKey === viewsKey) project.restorePhoto(photo, embeddings);
     // Kept here, so that a reload finds them; a storage failure only costs embedding again.
     const kept = await store.putEmbeddings(photo, viewsKey, embeddings).then(() => true, () => false);
     return { image: keep && decoded.stored ? await decoded.stored() : null, kept };
@@ -109,6 +119,11 @@ const handlers = {
     const verdict = await project.classify(engine(), pixels, width, height);
     verdict.heatmap = { ...verdict.heatmap, width, height };
     return { ...verdict, image: store && decoded.stored ? await decoded.stored() : null };
+  },
+
+  /** A helper's work (pool.js): one photo's embeddings in the views `views`. */
+  async [Op.Embed]({ views, pixels, width, height }) {
+    return engine().embedViews(views, pixels, width, height);
   },
 
   async [Op.ImageNet]({ image }) {

@@ -82,7 +82,9 @@ test("the engine's worker ending mid-training: said, restarted, nothing lost, tr
       await page.evaluate(() => (document.querySelector("#notice").textContent = ""));
       await page.click("#train");
       await page.waitForSelector("#stop:not([hidden])", { timeout: 60_000 });
-      const workers = page.workers().filter((w) => w.url().endsWith("/worker.js"));
+      // The engine's own worker, not its helpers (pool.js).
+      const workers = [];
+      for (const w of page.workers()) if (w.url().endsWith("/worker.js") && (await w.evaluate(() => self.name)) === "fewshot engine") workers.push(w);
       assert.equal(workers.length, 1, "one engine worker");
       const endedAt = Date.now();
       await workers[0].evaluate(end);

@@ -1,0 +1,97 @@
+// Every core embedding: the engine's worker embeds photos itself and, on the CPU, deals them
+// to helper workers as well, each a worker.js of its own with its own wasm instance and
+// backbone (so that it works on any static host: no shared memory, no cross-origin
+// isolation). A photo goes to whichever engine is free; a batch is spread over all of them.
+// Helpers start on the first photo to embed, never for a page that only predicts.
+import { EngineClient } from "./engine.js";
+import { Kind, Op } from "./protocol.js";
+
+/** Engines at most, the worker's own included: beyond four, memory (one backbone and wasm
+ * instance each) grows faster than a browser tab's share of the cores. */
+export const MAX_ENGINES = 4;
+
+/** How many engines to embed with: one per core the browser reports, capped, and only one
+ * on a GPU (it is one device however many workers feed it). */
+export function engineCount(device, cores = globalThis.navigator?.hardwareConcurrency) {
+  if (device !== "cpu") return 1;
+  return Math.max(1, Math.min(MAX_ENGINES, Math.floor(cores) || 1));
+}
+
+export class EmbedPool {
+  #own;
+  #weights;
+  #size;
+  #helpers = [];
+  #free = [];
+  #waiting = [];
+
+  /** `own(views, pixels, width, height)`: embed on this worker's engine; `weights`: the
+   * backbone file's bytes, for the helpers; `size`: engines in all (see engineCount). */
+  constructor(own, weights, size) {
+    this.#own = { embed: own };
+    this.#weights = weights;
+    this.#size = size;
+    this.#free.push(this.#own);
+  }
+
+  get size() {
+    return this.#size;
+  }
+
+  /** The embeddings of one photo in the views `views` (a project's viewsKey): a Float32Array. */
+  async embed(views, pixels, width, height) {
+    if (this.#helpers.length + 1 < this.#size) this.#grow();
+    for (;;) {
+      const engine = this.#free.pop() ?? (await new Promise((take) => this.#waiting.push(take)));
+      try {
+        return await engine.embed(views, pixels, width, height);
+      } catch (e) {
+        // A helper that crashed or died leaves the pool and the photo goes to another engine;
+        // any other error (bad input) is the photo's own.
+        if (engine === this.#own || e?.kind !== Kind.Internal) throw e;
+        this.#drop(engine);
+        continue;
+      } finally {
+        if (this.#helpers.includes(engine) || engine === this.#own) this.#release(engine);
+      }
+    }
+  }
+
+  #release(engine) {
+    const take = this.#waiting.shift();
+    take ? take(engine) : this.#free.push(engine);
+  }
+
+  /** Start the helpers still missing; each joins the pool once its backbone is loaded. */
+  #grow() {
+    while (this.#helpers.length + 1 < this.#size) {
+      const client = new EngineClient(new URL("./worker.js", import.meta.url), `fewshot helper ${this.#helpers.length + 1}`);
+      const helper = {
+        client,
+        embed: (views, pixels, width, height) => client.call(Op.Embed, { views, pixels, width, height }),
+      };
+      this.#helpers.push(helper);
+      client.onFatal = () => this.#drop(helper);
+      client
+        .call(Op.Load, { weights: this.#weights.slice(0), device: "cpu" })
+        .then(() => this.#helpers.includes(helper) && this.#release(helper))
+        .catch(() => this.#drop(helper));
+    }
+  }
+
+  /** A helper is gone for good (this pool does not start it again: it shrinks instead). */
+  #drop(helper) {
+    const at = this.#helpers.indexOf(helper);
+    if (at < 0) return;
+    this.#helpers.splice(at, 1);
+    this.#size--;
+    this.#free = this.#free.filter((e) => e !== helper);
+    helper.client.onFatal = null;
+    helper.client.restart();
+  }
+
+  /** End every helper (the worker's engine is replaced, or the pool is no longer needed). */
+  close() {
+    for (const helper of [...this.#helpers]) this.#drop(helper);
+  }
+}
