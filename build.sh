@@ -220,11 +220,14 @@ bench() {
   say "native: fewshot bench"
   # The test build (Burn at opt-level 3) rather than a third full build of Burn.
   cargo run -q -- bench | tee target/bench/native.txt
+  ensure_litert
+  "$LITERT_VENV/bin/python" tests/litert/time.py "www/weights/$WEIGHTS_NAME" target/bench/litert.json 2>&1 | grep -v "^INFO: "
   wasm
   say "browser: tests/bench/bench.mjs (a few minutes)"
   node tests/bench/bench.mjs | tee target/bench/browser.txt
   node tests/bench/head.mjs | tee target/bench/head.txt
   node tests/bench/page.mjs | tee target/bench/page.txt
+  node tests/bench/summary.mjs
 }
 
 # Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.
@@ -250,15 +253,22 @@ probe() {
 # The standalone .tflite export, run by Google's LiteRT (PyPI, in a venv made here) against
 # Fewshot's own predictions on the same 224x224 pixels: a model of clothing-small (10 photos a
 # class), its 372 test photos and the fixtures; both arithmetics (src/export.rs).
+# Google's LiteRT, numpy and Pillow in a venv of our own: the export's client and the
+# benchmark's native reference.
+LITERT_VENV=$ROOT/target/venv-litert
+ensure_litert() {
+  if ! "$LITERT_VENV/bin/python" -c "import ai_edge_litert, PIL" 2>/dev/null; then
+    say "installing LiteRT, numpy and Pillow (pip, into target/venv-litert)"
+    python3 -m venv "$LITERT_VENV"
+    "$LITERT_VENV/bin/pip" install -q ai-edge-litert numpy pillow
+  fi
+}
+
 litert() {
   weights
+  ensure_litert
   export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
-  local venv=$ROOT/target/venv-litert data=../shared/datasets/clothing-small out=$ROOT/target/litert
-  if ! "$venv/bin/python" -c "import ai_edge_litert, PIL" 2>/dev/null; then
-    say "installing LiteRT, numpy and Pillow (pip, into target/venv-litert)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q ai-edge-litert numpy pillow
-  fi
+  local venv=$LITERT_VENV data=../shared/datasets/clothing-small out=$ROOT/target/litert
   rm -rf "$out" && mkdir -p "$out/train"
   for class in "$data"/train/*/; do
     mkdir -p "$out/train/$(basename "$class")"

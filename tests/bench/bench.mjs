@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";
 import { gzipSync } from "node:zlib";
-import { startServer, launch, ROOT, SHARED } from "../e2e/browser.mjs";
+import { startServer, launch, shutDown, ROOT, SHARED } from "../e2e/browser.mjs";
 
 const RUNS = Number(process.env.RUNS || 3);
 const QUICK = process.env.QUICK === "1";
@@ -82,6 +82,25 @@ function stats(xs) {
       });
     }
 
+    // Every core: the page's own pool (pool.js), this page's engine and helper workers, each
+    // photo to whichever is free; the throughput of 8 rounds of photos, after a round that
+    // starts the helpers.
+    await attempt("Fewshot cpu, all cores", async () => {
+      const { EmbedPool, engineCount } = await import("/pool.js");
+      const own = fewshots.cpu;
+      const pool = new EmbedPool((...photo) => own.embedViews(...photo), weights.buffer.slice(0), engineCount("cpu"));
+      const views = JSON.stringify([{}]);
+      const round = (n) => Promise.all(Array.from({ length: n }, () => pool.embed(views, rgba, 224, 224)));
+      let t = performance.now();
+      await round(4 * pool.size);
+      const first = performance.now() - t;
+      await new Promise((ok) => setTimeout(ok, 1000)); // the helpers' backbones loaded
+      await round(2 * pool.size);
+      const n = 8 * pool.size;
+      await time(`Fewshot cpu, all cores (${pool.size} engines)`, n, () => round(n), first);
+      pool.close();
+    });
+
     // tfjs-tflite on the very same file.
     await attempt("tfjs-tflite (same .tflite)", async () => {
       const tflite = window.tflite;
@@ -148,6 +167,45 @@ function stats(xs) {
   }, { photo, runs: RUNS, quick: QUICK });
   results.speed = speed;
   await context.close();
+}
+
+// ---------- 1b: tfjs-tflite at its best: threaded, on a cross-origin isolated page ----------
+{
+  const isolated = await startServer({ "/bench/": join(ROOT, "tests/bench") }, join(ROOT, "www"), 0, { isolated: true });
+  const { context } = await launch({ webgpu: false });
+  const page = await context.newPage();
+  await page.goto(`${isolated.origin}/bench/bench.html`);
+  const photo = readFileSync(join(SHARED, "fixtures/parrot.rgb224.u8"));
+  log("tfjs-tflite, threaded");
+  const row = await page.evaluate(async ({ rgb, runs }) => {
+    const threads = navigator.hardwareConcurrency;
+    const name = `tfjs-tflite, ${threads} threads (cross-origin isolated)`;
+    try {
+      if (!crossOriginIsolated) throw new Error("the page is not cross-origin isolated");
+      await tf.setBackend("cpu");
+      tflite.setWasmPath("/bench/node_modules/@tensorflow/tfjs-tflite/wasm/");
+      const model = await tflite.loadTFLiteModel("/weights/mobilenet_v2_1.0_224_quant.tflite", { numThreads: threads });
+      const input = tf.tensor(rgb, [1, 224, 224, 3], "int32");
+      const run = () => tf.tidy(() => model.predict(input).dataSync());
+      let t = performance.now();
+      run();
+      const firstMs = performance.now() - t;
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        t = performance.now();
+        run();
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      const medianMs = times[Math.floor(times.length / 2)];
+      return { name, batch: 1, firstMs, medianMs, minMs: times[0], maxMs: times.at(-1), photosPerSecond: 1000 / medianMs };
+    } catch (e) {
+      return { name, error: String(e.message || e) };
+    }
+  }, { rgb: [...photo], runs: Math.max(RUNS, 10) });
+  results.speed.rows.push(row);
+  await context.close();
+  await shutDown(isolated.server);
 }
 
 const ONLY_SPEED = process.env.ONLY === "speed";

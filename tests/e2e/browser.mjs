@@ -44,9 +44,10 @@ export function tempDir(prefix) {
   return dir;
 }
 
-/** Serve www/ (or another folder: `www`) on `port` (0: a free one): { server, origin }. */
-export async function startServer(mounts = {}, www = join(ROOT, "www"), port = 0) {
-  const server = await serve(www, port, mounts);
+/** Serve www/ (or another folder: `www`) on `port` (0: a free one): { server, origin }.
+ * `options`: see serve.mjs (`isolated`). */
+export async function startServer(mounts = {}, www = join(ROOT, "www"), port = 0, options = {}) {
+  const server = await serve(www, port, mounts, options);
   openServers.add(server);
   server.on("close", () => openServers.delete(server));
   return { server, origin: `http://127.0.0.1:${server.address().port}` };

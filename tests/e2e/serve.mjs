@@ -33,8 +33,10 @@ const TYPES = {
 const COMPRESSIBLE = new Set([".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".wasm", ".svg", ".txt", ".md", ".tflite"]);
 
 /** Serve `dir` on 127.0.0.1:`port` (0: any free port); `mounts` maps URL prefixes such as
- * "/bench/" to other folders (used by the benchmark only). */
-export function serve(dir, port = 0, mounts = {}) {
+ * "/bench/" to other folders (used by the benchmark only); `isolated` sends the headers that
+ * make a page cross-origin isolated (shared memory, so threaded wasm such as tfjs-tflite's:
+ * the benchmark measures both ways). */
+export function serve(dir, port = 0, mounts = {}, { isolated = false } = {}) {
   const root = resolve(dir);
   const policy = contentSecurityPolicy(root);
   const cache = new Map(); // path -> { mtime, etag, body, gzipped }
@@ -66,6 +68,7 @@ export function serve(dir, port = 0, mounts = {}) {
       }
       const headers = { "Content-Type": entry.type, ETag: entry.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" };
       if (policy && !mount) headers["Content-Security-Policy"] = policy;
+      if (isolated) Object.assign(headers, { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" });
       if (req.headers["if-none-match"] === entry.etag) {
         res.writeHead(304, headers);
         return res.end();
