@@ -3,8 +3,9 @@
 // native.txt) into target/bench/summary.json. A figure a step did not measure is null, never
 // a guess.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { ROOT } from "../e2e/browser.mjs";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(new URL("../..", import.meta.url).pathname);
 
 const dir = join(ROOT, "target/bench");
 const json = (name) => (existsSync(join(dir, name)) ? JSON.parse(readFileSync(join(dir, name), "utf8")) : {});
