@@ -3,6 +3,7 @@
 #   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
 #   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
 #   ./build.sh bench   measure speed (see README, "Performance")
+#   ./build.sh bench-gpu   the same on a machine with a real GPU: native wgpu and Chromium's WebGPU on it
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
 #   ./build.sh litert  the .tflite export run by Google's LiteRT against Fewshot's own predictions (part of test)
 #   ./build.sh wasm | weights | vendor | deps   the steps on their own
@@ -230,6 +231,21 @@ bench() {
   node tests/bench/summary.mjs
 }
 
+# On a machine with a real GPU (Vulkan): the native bench (its GPU row is wgpu on that GPU,
+# not lavapipe) and the browser bench with Chromium's WebGPU on the hardware
+# (FEWSHOT_GPU=hardware makes browser.mjs ask for it instead of SwiftShader).
+bench_gpu() {
+  ensure_test_tools
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  mkdir -p target/bench
+  say "native: fewshot bench (the GPU row is the machine's own adapter)"
+  cargo run -q -- bench | tee target/bench/native-gpu.txt
+  wasm
+  say "browser: tests/bench/bench.mjs with WebGPU on the GPU"
+  FEWSHOT_GPU=hardware ONLY=speed node tests/bench/bench.mjs | tee target/bench/browser-gpu.txt
+}
+
 # Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.
 probe() {
   weights
@@ -295,6 +311,7 @@ case "${1:-}" in
   serve) serve ;;
   test) test_all ;;
   bench) bench ;;
+  bench-gpu) bench_gpu ;;
   probe) probe ;;
   litert) litert ;;
   wasm) wasm ;;

@@ -20,10 +20,14 @@ const BASE_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
   "--disable-quic",
-  "--use-angle=swiftshader",
-  "--enable-unsafe-swiftshader",
+  ...(process.env.FEWSHOT_GPU === "hardware" ? [] : ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]),
 ];
-const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
+// WebGPU on SwiftShader (a CPU emulation: this machine has no GPU), or with FEWSHOT_GPU=hardware
+// (./build.sh bench-gpu) on the machine's own GPU through Vulkan.
+const WEBGPU_FLAGS =
+  process.env.FEWSHOT_GPU === "hardware"
+    ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=vulkan", "--ignore-gpu-blocklist"]
+    : ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
 
 // Whatever a test file opened is closed after it, passed or failed: a browser or a server
 // left open would keep the test process alive, and the whole run waiting, for ever; a
