@@ -1,6 +1,7 @@
 // Faults the page must survive, for real, in Debian's headless Chromium: the GPU process
 // killed by its pid while photos are embedded on WebGPU, the engine's worker ending in the
-// middle of training (silently, and with an error), and the page reloaded in the middle of
+// middle of training (silently, and with an error), a helper worker of the pool ending while
+// photos are embedded, and the page reloaded in the middle of
 // opening a project and of adding a folder. Each states what must survive and checks it after the fault.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -103,6 +104,33 @@ test("the engine's worker ending mid-training: said, restarted, nothing lost, tr
   } finally {
     await context.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a helper worker of the pool ending while photos are embedded: no photo lost, no restart", { timeout: 600_000 }, async () => {
+  const { context } = await launch({ webgpu: false });
+  try {
+    const page = await openPage(context, "?device=cpu");
+    const engines = await page.evaluate(() => navigator.hardwareConcurrency);
+    if (engines < 2) return void console.log("# SKIPPED: one core reported, so no helper workers");
+    await card(page, 0).locator(".class-name").fill("hat");
+    await card(page, 1).locator(".class-name").fill("shoes");
+    const helperStarted = page.waitForEvent("worker", { predicate: async (w) => (await w.evaluate(() => self.name).catch(() => "")).startsWith("fewshot helper"), timeout: 120_000 });
+    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 8));
+    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 8));
+    const helper = await helperStarted;
+    // Once it has embedded a photo, it ends without a word (as when the browser ends it).
+    await page.waitForFunction(() => document.querySelectorAll(".thumb:not(.busy)").length >= 3, null, { timeout: 300_000 });
+    const endedAt = Date.now();
+    await helper.evaluate(() => self.close());
+    assert.deepEqual(await settled(page, [8, 8]), [8, 8], "every photo, with the helper gone");
+    const seconds = (Date.now() - endedAt) / 1000;
+    assert.doesNotMatch(await page.textContent("#notice"), /stopped unexpectedly/, "the engine itself was not restarted");
+    assert.equal(await page.getAttribute("body", "data-engine"), "cpu");
+    assert.match(await trainAndWait(page), /^Trained/, "training with one engine fewer");
+    console.log(`# helper worker ended while embedding: all 16 photos in ${seconds.toFixed(1)} s after, no restart, trained after`);
+  } finally {
+    await context.close();
   }
 });
 
