@@ -35,6 +35,8 @@ pub struct Description {
     pub framing: Framing,
     pub output: String,
     pub mirror_averaged: bool,
+    /// The share of the side cut away for the closer view averaged in (0: none).
+    pub closer_view_zoom: f32,
     pub arithmetic: Arithmetic,
     pub backbone_sha256: String,
     pub not_included: String,
@@ -75,7 +77,11 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     }
     let views = classifier.views();
     let framing = views[0].framing;
-    if views.iter().any(|v| v.zoom != 0.0 || v.framing != framing) {
+    let side = INPUT_SIDE as i32;
+    // A closer view is the square's centre resized back, as preprocess does on a square photo:
+    // its border must fall on whole pixels of the 224x224 input.
+    let cut = |zoom: f32| side as f32 * zoom / 2.0;
+    if views.iter().any(|v| v.framing != framing || (v.zoom != 0.0 && (framing != Framing::Crop || cut(v.zoom).fract() != 0.0))) {
         return Err(Error::ModelFile("this model's views cannot be written as one TFLite graph".into()));
     }
     let graph = read_graph(weights)?;
@@ -87,7 +93,6 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     // The photo, and each view of it the model averages over, as one batch of uint8. In float,
     // the photo's quantization reads x as x / 127.5, and 1 is taken off after: Fewshot's
     // (x - 127.5) / 127.5.
-    let side = INPUT_SIDE as i32;
     let pixels = match arithmetic {
         Arithmetic::Quantized => (input.scale.clone(), input.zero_point.clone()),
         Arithmetic::Float => (vec![1.0 / 127.5], vec![0]),
@@ -100,33 +105,55 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         quantization: Some((pixels.0.clone(), pixels.1.clone(), 0)),
     };
     let photo = out.tensor(uint8("photo", &[1, side, side, 3]));
+    // The views are made from the photo as the backbone reads it: in float, after
+    // (x / 127.5) - 1, so that the closer view is not rounded to 8 bits; quantized, in uint8.
+    let (source, pixel) = match arithmetic {
+        Arithmetic::Quantized => (photo, &uint8 as &dyn Fn(&str, &[i32]) -> Tensor),
+        Arithmetic::Float => {
+            let shape = [1, side, side, 3];
+            let halves = out.tensor(float("pixels / 127.5", &shape));
+            out.op(file::DEQUANTIZE, vec![photo], halves, Opts::None);
+            let minus_one = out.tensor(constant_f32("minus one", &[1], &[-1.0]));
+            let scaled = out.tensor(float("photo in [-1, 1]", &shape));
+            out.op(file::ADD, vec![halves, minus_one], scaled, Opts::Read(Options::Add { activation: 0 }));
+            (scaled, &float as &dyn Fn(&str, &[i32]) -> Tensor)
+        }
+    };
     let batch = views.len() as i32;
     let mut view_tensors = vec![];
+    let mut closer_views: Vec<(f32, i32)> = vec![];
     for view in &views {
-        view_tensors.push(if view.flip {
+        let mut seen = source;
+        if let Some(&(_, closer)) = closer_views.iter().find(|(zoom, _)| *zoom == view.zoom) {
+            seen = closer;
+        } else if view.zoom != 0.0 {
+            let cut = cut(view.zoom) as i32;
+            let inner = side - 2 * cut;
+            let begin = out.tensor(constant_i32("centre begins", &[0, cut, cut, 0]));
+            let size = out.tensor(constant_i32("centre size", &[1, inner, inner, 3]));
+            let centre = out.tensor(pixel("centre", &[1, inner, inner, 3]));
+            out.op(file::SLICE, vec![seen, begin, size], centre, Opts::None);
+            let new_size = out.tensor(constant_i32("closer view size", &[side, side]));
+            let closer = out.tensor(pixel("closer view", &[1, side, side, 3]));
+            out.op(file::RESIZE_BILINEAR, vec![centre, new_size], closer, Opts::ResizeBilinear { half_pixel_centers: true });
+            closer_views.push((view.zoom, closer));
+            seen = closer;
+        }
+        if view.flip {
             let axis = out.tensor(constant_i32("width axis", &[2]));
-            let mirrored = out.tensor(uint8("mirror image", &[1, side, side, 3]));
-            out.op(file::REVERSE_V2, vec![photo, axis], mirrored, Opts::None);
-            mirrored
-        } else {
-            photo
-        });
+            let mirrored = out.tensor(pixel("mirror image", &[1, side, side, 3]));
+            out.op(file::REVERSE_V2, vec![seen, axis], mirrored, Opts::None);
+            seen = mirrored;
+        }
+        view_tensors.push(seen);
     }
-    let mut backbone_input = if batch == 1 {
+    let backbone_input = if batch == 1 {
         view_tensors[0]
     } else {
-        let views = out.tensor(uint8("views", &[batch, side, side, 3]));
+        let views = out.tensor(pixel("views", &[batch, side, side, 3]));
         out.op(file::CONCATENATION, view_tensors, views, Opts::Concatenation { axis: 0 });
         views
     };
-    if arithmetic == Arithmetic::Float {
-        let shape = [batch, side, side, 3];
-        let halves = out.tensor(float("pixels / 127.5", &shape));
-        out.op(file::DEQUANTIZE, vec![backbone_input], halves, Opts::None);
-        let minus_one = out.tensor(constant_f32("minus one", &[1], &[-1.0]));
-        backbone_input = out.tensor(float("backbone input", &shape));
-        out.op(file::ADD, vec![halves, minus_one], backbone_input, Opts::Read(Options::Add { activation: 0 }));
-    }
 
     // The backbone's operators up to its last feature map, each tensor's batch set to the
     // views'; the pooling is done in float, with the head.
@@ -235,6 +262,7 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         framing,
         output: format!("float [1, {classes}]: the probability of each label, in the order of labels"),
         mirror_averaged: views.iter().any(|v| v.flip),
+        closer_view_zoom: views.iter().map(|v| v.zoom).fold(0.0, f32::max),
         arithmetic,
         backbone_sha256: sha,
         not_included: "the \"none of these\" check (a photo unlike every class still gets the probabilities of these classes)".into(),
@@ -274,6 +302,7 @@ enum Opts {
     None,
     Read(Options),
     Concatenation { axis: i32 },
+    ResizeBilinear { half_pixel_centers: bool },
     FullyConnected { activation: u8 },
     Softmax { beta: f32 },
 }
@@ -481,6 +510,13 @@ fn options(fbb: &mut FlatBufferBuilder, options: &Opts) -> (u8, Option<Table>) {
                 fbb.push_slot_always(s(1), 0u8);
             })),
         ),
+        Opts::ResizeBilinear { half_pixel_centers } => (
+            RESIZE_BILINEAR,
+            Some(table(fbb, |fbb| {
+                fbb.push_slot_always(s(2), false); // align_corners
+                fbb.push_slot_always(s(3), *half_pixel_centers);
+            })),
+        ),
         Opts::FullyConnected { activation } => (
             FULLY_CONNECTED,
             Some(table(fbb, |fbb| {
@@ -557,6 +593,7 @@ mod schema {
         pub const FULLY_CONNECTED: u8 = 8;
         pub const SOFTMAX: u8 = 9;
         pub const CONCATENATION: u8 = 10;
+        pub const RESIZE_BILINEAR: u8 = 15;
     }
 }
 
@@ -573,7 +610,7 @@ mod tests {
     fn classifier(hidden: usize, mirror: bool, sha: String) -> Classifier {
         let mut model = crate::model::tests::model(hidden);
         model.info.backbone_sha256 = sha;
-        model.info.views = views(Seeing { mirror, ..Seeing::default() });
+        model.info.views = views(Seeing { mirror, zoom: mirror, ..Seeing::default() });
         Classifier::new(model)
     }
 
@@ -586,7 +623,12 @@ mod tests {
             let graph = read_graph(&bytes).unwrap();
             let codes: Vec<i32> = graph.operators.iter().map(|op| op.code).collect();
             let (start, end) = match arithmetic {
-                Arithmetic::Float => (vec![REVERSE_V2, CONCATENATION, DEQUANTIZE, ADD, DEQUANTIZE, CONV_2D], vec![MEAN, FULLY_CONNECTED, SOFTMAX, MEAN]),
+                // Into [-1, 1]; the mirror image, the closer view (once) and its mirror image;
+                // the batch of four.
+                Arithmetic::Float => (
+                    vec![DEQUANTIZE, ADD, REVERSE_V2, SLICE, RESIZE_BILINEAR, REVERSE_V2, CONCATENATION, DEQUANTIZE, CONV_2D],
+                    vec![MEAN, FULLY_CONNECTED, SOFTMAX, MEAN],
+                ),
                 Arithmetic::Quantized => (vec![CONV_2D, DEPTHWISE_CONV_2D], vec![DEQUANTIZE, MEAN, FULLY_CONNECTED, FULLY_CONNECTED, SOFTMAX]),
             };
             assert!(codes.starts_with(&start) && codes.ends_with(&end), "{codes:?}");

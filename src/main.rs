@@ -42,7 +42,8 @@ options for every command:
   --device cpu|gpu   where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
   --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
   --framing crop|pad centre-crop photos (default) or pad them to a square
-  --mirror on|off    also learn each photo's mirror image and average both when predicting (default on)";
+  --mirror on|off    also learn each photo's mirror image and average both when predicting (default on)
+  --zoom on|off      also learn a closer view of each (cropped) photo and average it in (default on)";
 
 /// Photos per backbone call.
 const BATCH: usize = 16;
@@ -134,7 +135,7 @@ impl Args {
     }
 
     fn check_known(&self, known: &[&str]) -> Result<()> {
-        let common = ["device", "weights", "framing", "mirror", "--help", "-h"];
+        let common = ["device", "weights", "framing", "mirror", "zoom", "--help", "-h"];
         match self.options.iter().find(|(n, _)| !known.contains(&n.as_str()) && !common.contains(&n.as_str())) {
             Some((n, _)) => Err(Error::BadConfig(format!("unknown option {n} for {}\n{USAGE}", self.command))),
             None => Ok(()),
@@ -246,6 +247,11 @@ fn seeing(args: &Args) -> Result<Seeing> {
         Some("off") => seeing.mirror = false,
         Some(other) => return Err(Error::BadConfig(format!("--mirror takes on or off, not \"{other}\""))),
     }
+    match args.get("zoom") {
+        None | Some("on") => seeing.zoom = true,
+        Some("off") => seeing.zoom = false,
+        Some(other) => return Err(Error::BadConfig(format!("--zoom takes on or off, not \"{other}\""))),
+    }
     Ok(seeing)
 }
 
@@ -344,7 +350,7 @@ fn embed_folder(engine: &Engine, views: &[Preprocess], dir: &Path) -> Result<Dat
 fn embed_command(args: &Args) -> Result<()> {
     let dir = args.positional.first().ok_or_else(|| Error::BadConfig(format!("embed needs a folder\n{USAGE}")))?;
     let out = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("embed needs -o FILE\n{USAGE}")))?;
-    let mirrored_views = views(Seeing { mirror: true, ..seeing(args)? });
+    let mirrored_views = views(Seeing { mirror: true, zoom: false, ..seeing(args)? });
     let engine = engine(args)?;
     let (_, files) = class_folders(Path::new(dir))?;
     // The photo's own view, then its mirror image as its one variant.

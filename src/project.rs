@@ -49,18 +49,25 @@ pub struct Settings {
     pub framing: Framing,
     /// Also learn from each photo's mirror image, and average both when predicting.
     pub mirror: bool,
+    /// Also learn from a closer view of each photo (cropped only), and average it in.
+    pub zoom: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         let seeing = Seeing::default();
-        Settings { hidden_units: TrainConfig::default().hidden_units, framing: seeing.framing, mirror: seeing.mirror }
+        Settings {
+            hidden_units: TrainConfig::default().hidden_units,
+            framing: seeing.framing,
+            mirror: seeing.mirror,
+            zoom: seeing.zoom,
+        }
     }
 }
 
 impl Settings {
     pub fn seeing(&self) -> Seeing {
-        Seeing { framing: self.framing, mirror: self.mirror }
+        Seeing { framing: self.framing, mirror: self.mirror, zoom: self.zoom }
     }
 
     pub fn train_config(&self) -> TrainConfig {
@@ -74,13 +81,14 @@ impl Settings {
 
     /// Each setting with its default and limits, for the page to build its controls from:
     /// `{ hiddenUnits: { kind: "integer", default, min, max }, framing: { kind: "choice",
-    /// default, choices }, mirror: { kind: "boolean", default } }`.
+    /// default, choices }, mirror: { kind: "boolean", default }, zoom: { kind: "boolean", default } }`.
     pub fn schema() -> Value {
         let d = Settings::default();
         json!({
             "hiddenUnits": { "kind": "integer", "default": d.hidden_units, "min": 0, "max": MAX_HIDDEN_UNITS },
             "framing": { "kind": "choice", "default": d.framing, "choices": [Framing::Crop, Framing::Pad] },
             "mirror": { "kind": "boolean", "default": d.mirror },
+            "zoom": { "kind": "boolean", "default": d.zoom },
         })
     }
 }
@@ -384,7 +392,7 @@ mod tests {
             .collect();
         p.set_classes(classes).unwrap();
         for i in 0..data.len() {
-            p.set_embeddings(&format!("p{i}"), [data.embedding(i), data.embedding(i)].concat()).unwrap();
+            p.set_embeddings(&format!("p{i}"), data.embedding(i).repeat(p.views().len())).unwrap();
         }
         p
     }
@@ -441,9 +449,10 @@ mod tests {
         p.set_classes(vec![spec("a", "a", &["1"]), spec("b", "b", &["2"])]).unwrap();
         assert_eq!(p.start_learning("sha").unwrap_err(), Error::NotReady { waiting: 2 });
         assert!(p.set_embeddings("1", vec![0.5; EMBEDDING_DIM]).is_err(), "two views by default");
-        assert!(p.set_embeddings("1", vec![f32::NAN; 2 * EMBEDDING_DIM]).is_err());
-        assert!(p.set_embeddings("9", vec![0.5; 2 * EMBEDDING_DIM]).is_err(), "not in a class");
-        p.set_embeddings("1", vec![0.5; 2 * EMBEDDING_DIM]).unwrap();
+        let views = p.views().len();
+        assert!(p.set_embeddings("1", vec![f32::NAN; views * EMBEDDING_DIM]).is_err());
+        assert!(p.set_embeddings("9", vec![0.5; views * EMBEDDING_DIM]).is_err(), "not in a class");
+        p.set_embeddings("1", vec![0.5; views * EMBEDDING_DIM]).unwrap();
         assert_eq!(p.waiting(), vec!["2".to_string()]);
     }
 
@@ -474,13 +483,14 @@ mod tests {
         assert!(report.checked.iter().all(|c| c.photo.starts_with('p')));
         assert!(report.summary.unwrap().contains("45 photos"));
         let data = clusters(15, 7);
-        let verdict = p.classify(&[data.embedding(20), data.embedding(20)].concat()).unwrap();
+        let views = p.views().len();
+        let verdict = p.classify(&data.embedding(20).repeat(views)).unwrap();
         assert_eq!(verdict.predictions[0].label, data.labels[data.targets[20]]);
-        assert!(p.classify(data.embedding(20)).is_err(), "the model averages two views");
+        assert!(p.classify(data.embedding(20)).is_err(), "the model averages {views} views");
         // The saved bytes give the same classifier back.
         let mut reopened = Project::new();
         reopened.set_model(Some(&report.model_bytes)).unwrap();
-        let photo = [data.embedding(3), data.embedding(3)].concat();
+        let photo = data.embedding(3).repeat(views);
         let (saved, live) = (reopened.classify(&photo).unwrap(), p.classify(&photo).unwrap());
         assert_eq!(saved.predictions, live.predictions);
         // The saved fingerprints are 8-bit: the score moves a little, the verdict not.
@@ -506,13 +516,18 @@ mod tests {
         assert!(p.waiting().is_empty());
         assert!(p.set_settings(Settings { mirror: false, ..Settings::default() }).unwrap());
         assert_eq!(p.waiting().len(), 6);
+        assert_eq!(p.views().len(), 2, "the photo and its closer view");
+        assert!(p.set_settings(Settings { mirror: false, zoom: false, ..Settings::default() }).unwrap());
         assert_eq!(p.views().len(), 1);
+        // A padded photo has no closer view: zoom on or off, the same views.
+        assert!(p.set_settings(Settings { framing: crate::preprocess::Framing::Pad, ..Settings::default() }).unwrap());
+        assert_eq!(p.views().len(), 2, "the padded photo and its mirror image");
     }
 
     #[test]
     fn nothing_to_predict_with_before_training() {
         let p = project(2);
-        assert!(p.classify(&[0.0; 2 * EMBEDDING_DIM]).unwrap_err().to_string().contains("train one first"));
+        assert!(p.classify(&[0.0; 4 * EMBEDDING_DIM]).unwrap_err().to_string().contains("train one first"));
         assert!(Project::new().set_model(Some(b"not a model")).is_err());
     }
 }

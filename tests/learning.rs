@@ -45,7 +45,7 @@ fn clothing_small_trains_on_every_photo_and_cross_validates_honestly() {
     assert_eq!(cv.figures.evaluation.confusion.iter().flatten().sum::<usize>(), 300, "every photo predicted once");
 
     let familiarity = Familiarity::fit(&train_data, 1);
-    let model = model_of(&trained, &engine.weights_sha256, Seeing { mirror: false, ..Seeing::default() }, Some(cv.figures.clone()), familiarity);
+    let model = model_of(&trained, &engine.weights_sha256, Seeing { mirror: false, zoom: false, ..Seeing::default() }, Some(cv.figures.clone()), familiarity);
     let classifier = Classifier::new(Model::from_bytes(&model.to_bytes().unwrap()).unwrap());
     let evaluation = classifier.evaluate(&test_data).unwrap();
     let estimate = cv.figures.evaluation.accuracy;

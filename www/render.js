@@ -270,6 +270,8 @@ function renderTraining(state) {
     if (document.activeElement !== input) input.value = setting(state, key) ?? "";
   }
   $("augment").checked = !!setting(state, "mirror");
+  $("zoom").checked = !!setting(state, "zoom");
+  $("zoom").disabled = setting(state, "framing") === "pad"; // a padded photo has no closer view
   $("keep-aspect").checked = setting(state, "framing") === "pad";
   const figure = $("chart-figure");
   figure.hidden = training.history.length === 0 || last?.step == null;

@@ -70,6 +70,7 @@ export function bind(a) {
   $("stop").addEventListener("click", () => a.stop());
   $("hidden-units").addEventListener("change", (e) => a.changeSettings({ hiddenUnits: Number(e.target.value) }));
   $("augment").addEventListener("change", (e) => a.changeSettings({ mirror: e.target.checked }));
+  $("zoom").addEventListener("change", (e) => a.changeSettings({ zoom: e.target.checked }));
   $("keep-aspect").addEventListener("change", (e) => a.changeSettings({ framing: e.target.checked ? "pad" : "crop" }));
   $("reset-settings").addEventListener("click", () => a.resetSettings());
 

@@ -266,6 +266,8 @@ pub const FULLY_CONNECTED: i32 = 9;
 pub const SOFTMAX: i32 = 25;
 pub const MEAN: i32 = 40;
 pub const REVERSE_V2: i32 = 105;
+pub const SLICE: i32 = 65;
+pub const RESIZE_BILINEAR: i32 = 23;
 const PADDING_SAME: u8 = 0;
 /// ActivationFunctionType values (schema.fbs).
 pub const RELU: u8 = 1;

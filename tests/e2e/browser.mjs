@@ -40,6 +40,10 @@ after(async () => {
   await Promise.all([...openServers].map((s) => shutDown(s)));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+// The benchmarks use this module outside the test runner, and may end with process.exit.
+process.on("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A new empty folder under the system's temporary one, removed after the test file. */
 export function tempDir(prefix) {

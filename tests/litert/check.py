@@ -105,7 +105,7 @@ def agree(model_path, predictions_path, min_agreement):
             right["litert"] += litert_label == truth
     n = len(rows)
     share = agree / n
-    print(f"# LiteRT, {meta['arithmetic']} ({len(labels)} classes, mirror averaged: {meta['mirrorAveraged']}, "
+    print(f"# LiteRT, {meta['arithmetic']} ({len(labels)} classes, mirror averaged: {meta['mirrorAveraged']}, closer view: {meta['closerViewZoom']}, "
           f"{os.path.getsize(model_path) / 1e6:.1f} MB): "
           f"same class as Fewshot on {agree} of {n} photos ({100 * share:.1f} %); "
           f"probabilities differ by {np.mean(differences):.4f} on average, {np.max(differences):.4f} at most; "
