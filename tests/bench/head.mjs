@@ -22,7 +22,7 @@ const rows = await page.evaluate(async (runs) => {
     const classes = 10;
     // A project of one view a photo (no mirroring), its embeddings restored as after a reload.
     const project = new Project();
-    project.setSettings({ mirror: false });
+    project.setSettings({ mirror: false, zoom: false });
     const specs = Array.from({ length: classes }, (_, c) => ({ id: `c${c}`, name: `c${c}`, photos: [] }));
     for (let i = 0; i < n; i++) specs[i % classes].photos.push(`p${i}`);
     project.setClasses(specs);

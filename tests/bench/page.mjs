@@ -95,7 +95,7 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
         await store.putPhoto({ id, added: i, image: images[i % 20], embeddings: [e(), e()], variantsKey: oldKey }, classes[i % 10].id);
       } else {
         await store.putPhoto({ id, added: i, image: images[i % 20] }, classes[i % 10].id);
-        await store.putEmbeddings(id, state.viewsKey, new Float32Array(2560).map(() => Math.random()));
+        await store.putEmbeddings(id, state.viewsKey, new Float32Array(1280 * JSON.parse(state.viewsKey).length).map(() => Math.random()));
       }
     }
     await store.putMeta({ ...state, classes });
