@@ -179,9 +179,8 @@ async function applySettings(settings) {
   markWaiting(waiting);
 }
 
-/** Photos in the worker at once: as many as it has engines to embed them (pool.js); with one
- * engine, a second photo (decoded while another is embedded) measured no faster on 2 cores
- * (tests/bench/page.mjs: 139 against 130 ms a photo, within the noise). */
+/** Photos in the worker at once: one more than it has engines to embed them (pool.js), so
+ * that the next photo is decoded while the others are embedded. */
 let lanes = 0;
 
 const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embedding" && !photo.trying);
@@ -190,7 +189,7 @@ const nextWaiting = () => allPhotos().find(({ photo }) => photo.status === "embe
  * keeps. */
 function embedQueue() {
   if (state.readOnly) return; // the editing tab embeds; this one shows what it stores
-  while (lanes < (state.engine.engines || 1) && state.engine.status === "ready" && nextWaiting()) {
+  while (lanes < (state.engine.engines || 1) + 1 && state.engine.status === "ready" && nextWaiting()) {
     lanes++;
     // A lane that ended (the engine restarted under it) hands on to a new one.
     lane().finally(() => {

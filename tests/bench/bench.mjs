@@ -1,6 +1,6 @@
 // `./build.sh bench`, browser part: every figure measured in headless Chromium (WebGPU where it
 // offers one), each the median of RUNS runs after a warm-up, with min and max. Prints a table
-// and writes target/bench/browser.json.
+// and writes target/bench/browser.json (browser-other.json for another build of www/).
 //
 //  1. embedding speed, same page load, same 224x224 input: Fewshot (WebGPU, CPU; batch 1, 16),
 //     tfjs-tflite on the same .tflite file, TF.js MobileNetV2 (tf.layers) on WebGL and WebGPU
@@ -10,14 +10,16 @@
 //  5. scale: tests/bench/page.mjs (a 10,000-photo project reopened), run by ./build.sh bench
 //  6. learning quality: clothing-small train → test through the page's own pipeline
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { cpus } from "node:os";
 import { gzipSync } from "node:zlib";
 import { startServer, launch, shutDown, ROOT, SHARED } from "../e2e/browser.mjs";
 
 const RUNS = Number(process.env.RUNS || 3);
+// Another build of www/ (node tests/bench/bench.mjs WWW) measures that one: "before", beside now.
+const WWW = resolve(process.argv[2] || join(ROOT, "www"));
 const QUICK = process.env.QUICK === "1";
-const { server, origin } = await startServer({ "/bench/": join(ROOT, "tests/bench"), "/shared/": SHARED });
+const { server, origin } = await startServer({ "/bench/": join(ROOT, "tests/bench"), "/shared/": SHARED }, WWW);
 const results = { runs: RUNS, machine: { cpu: cpus()[0]?.model, cores: cpus().length } };
 const log = (...a) => console.error("bench:", ...a);
 
@@ -171,7 +173,7 @@ function stats(xs) {
 
 // ---------- 1b: tfjs-tflite at its best: threaded, on a cross-origin isolated page ----------
 {
-  const isolated = await startServer({ "/bench/": join(ROOT, "tests/bench") }, join(ROOT, "www"), 0, { isolated: true });
+  const isolated = await startServer({ "/bench/": join(ROOT, "tests/bench") }, WWW, 0, { isolated: true });
   const { context } = await launch({ webgpu: false });
   const page = await context.newPage();
   await page.goto(`${isolated.origin}/bench/bench.html`);
@@ -239,8 +241,8 @@ if (!ONLY_SPEED) {
   results.firstLoad = {
     coldBytes: cold.bytes, coldSeconds: cold.seconds, coldRequests: cold.requests,
     warmBytes: warm.bytes, warmSeconds: warm.seconds, warmRequests: warm.requests,
-    wasmBytes: readFileSync(join(ROOT, "www/pkg/fewshot_bg.wasm")).length,
-    wasmGzipBytes: gzipSync(readFileSync(join(ROOT, "www/pkg/fewshot_bg.wasm")), { level: 9 }).length,
+    wasmBytes: readFileSync(join(WWW, "pkg/fewshot_bg.wasm")).length,
+    wasmGzipBytes: gzipSync(readFileSync(join(WWW, "pkg/fewshot_bg.wasm")), { level: 9 }).length,
   };
   const page = warm.page;
   const labels = readdirSync(join(SHARED, "datasets/clothing-small/train")).sort();
@@ -297,7 +299,8 @@ if (!QUICK && !ONLY_SPEED) {
 // ---------- 5: scale, a 10,000-photo project ----------
 server.close();
 mkdirSync(join(ROOT, "target/bench"), { recursive: true });
-writeFileSync(join(ROOT, "target/bench/browser.json"), JSON.stringify(results, null, 1));
+const OUT = process.argv[2] ? "browser-other.json" : "browser.json";
+writeFileSync(join(ROOT, "target/bench", OUT), JSON.stringify(results, null, 1));
 
 // ---------- the table ----------
 const s = results.speed;
@@ -326,4 +329,4 @@ const m = results.timeToModel;
 console.log(`time to a trained model: ${m.photos} photos, ${m.classes} classes, on ${m.device}: ${m.totalSeconds.toFixed(1)} s (embedding ${m.embedSeconds.toFixed(1)} s)`);
 }
 if (results.quality) console.log(`learning quality (page pipeline): ${(results.quality.accuracy * 100).toFixed(1)} % on ${results.quality.test} test photos (reference 80.6 %)`);
-console.log(`\nall figures: target/bench/browser.json`);
+console.log(`\nall figures: target/bench/${OUT}`);
