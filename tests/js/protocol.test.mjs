@@ -65,3 +65,12 @@ test("photos are kept at most STORED_SIDE a side, never below the engine's minim
     assert.throws(() => fitSize(w, h, 16), (e) => e.kind === Kind.BadInput && /at least 16x16/.test(e.message));
   }
 });
+
+test("the pool embeds with one engine a core on the CPU, at most MAX_ENGINES, one on a GPU", async () => {
+  const { engineCount, MAX_ENGINES } = await import("../../www/pool.js");
+  assert.equal(engineCount("cpu", 2), 2);
+  assert.equal(engineCount("cpu", 64), MAX_ENGINES);
+  assert.equal(engineCount("cpu", 1), 1);
+  assert.equal(engineCount("cpu", undefined), 1, "a browser that does not say");
+  assert.equal(engineCount("webgpu", 16), 1);
+});
