@@ -11,8 +11,8 @@
 import { EngineClient } from "./engine.js";
 import { Kind, Op } from "./protocol.js";
 
-/** Engines at most, the worker's own included: beyond four, memory (one backbone and wasm
- * instance each) grows faster than a browser tab's share of the cores. */
+/** Engines that embed at most: beyond four, memory (one backbone and wasm instance each)
+ * grows faster than a browser tab's share of the cores. */
 export const MAX_ENGINES = 4;
 
 /** How many engines to embed with: one per core the browser reports, capped, and only one
