@@ -40,7 +40,7 @@ impl Engine {
         let backbone = if crate::device::is_cpu(&device) && !burn {
             Net::Cpu(Network::from_ops(&ops)?)
         } else {
-            Net::Gpu(Backbone::from_ops(&ops, &device)?)
+            Net::Burn(Backbone::from_ops(&ops, &device)?)
         };
         Ok(Engine { backbone, device, weights_sha256: sha256_hex(weights) })
     }
@@ -66,7 +66,7 @@ impl Engine {
         check_photos(photos)?;
         match &self.backbone {
             Net::Cpu(net) => Ok(on_cores(photos, |photo| Network::pool(&net.feature_map(photo))).concat()),
-            Net::Gpu(backbone) => read(backbone.embed(self.input(photos))).await,
+            Net::Burn(backbone) => read(backbone.embed(self.input(photos))).await,
         }
     }
 
@@ -86,7 +86,7 @@ impl Engine {
                 }
                 Ok((embeddings, maps))
             }
-            Net::Gpu(backbone) => {
+            Net::Burn(backbone) => {
                 let map = backbone.feature_map(self.input(photos));
                 let embeddings = pool(map.clone());
                 Ok((read(embeddings).await?, read(map).await?))
@@ -98,7 +98,7 @@ impl Engine {
     pub async fn imagenet(&self, photos: &[Vec<f32>]) -> Result<Vec<f32>> {
         let mut probabilities = match &self.backbone {
             Net::Cpu(net) => net.imagenet_logits(&self.embed(photos).await?),
-            Net::Gpu(backbone) => {
+            Net::Burn(backbone) => {
                 check_photos(photos)?;
                 read(backbone.imagenet_logits(backbone.embed(self.input(photos)))).await?
             }
@@ -124,10 +124,10 @@ impl Engine {
 }
 
 /// How the backbone runs: Fewshot's own kernels on the CPU ([`crate::backbone::kernels`]),
-/// or Burn's on a GPU.
+/// or Burn's operators (on a GPU; on the CPU only to compare, see [`Engine::new_on_burn`]).
 enum Net {
     Cpu(Network),
-    Gpu(Backbone),
+    Burn(Backbone),
 }
 
 fn check_photos(photos: &[Vec<f32>]) -> Result<()> {
