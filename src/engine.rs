@@ -38,9 +38,9 @@ impl Engine {
     fn build(weights: &[u8], device: Device, burn: bool) -> Result<Self> {
         let ops = tflite::read_ops(weights)?;
         let backbone = if crate::device::is_cpu(&device) && !burn {
-            Net::Cpu(Network::from_ops(&ops)?)
+            Net::Cpu(Box::new(Network::from_ops(&ops)?))
         } else {
-            Net::Burn(Backbone::from_ops(&ops, &device)?)
+            Net::Burn(Box::new(Backbone::from_ops(&ops, &device)?))
         };
         Ok(Engine { backbone, device, weights_sha256: sha256_hex(weights) })
     }
@@ -126,8 +126,8 @@ impl Engine {
 /// How the backbone runs: Fewshot's own kernels on the CPU ([`crate::backbone::kernels`]),
 /// or Burn's operators (on a GPU; on the CPU only to compare, see [`Engine::new_on_burn`]).
 enum Net {
-    Cpu(Network),
-    Burn(Backbone),
+    Cpu(Box<Network>),
+    Burn(Box<Backbone>),
 }
 
 fn check_photos(photos: &[Vec<f32>]) -> Result<()> {

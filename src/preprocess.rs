@@ -297,7 +297,7 @@ mod tests {
     fn a_views_key_gives_its_views_back_and_nothing_else_passes() {
         let views = views(Seeing::default());
         assert_eq!(views_from_key(&views_key(&views)).unwrap(), views);
-        for bad in ["", "[]", "{}", "[{\"framing\":\"sideways\"}]", &format!("[{}]", vec!["{}"; MAX_VIEWS + 1].join(","))] {
+        for bad in ["", "[]", "{}", "[{\"framing\":\"sideways\"}]", &format!("[{}]", ["{}"; MAX_VIEWS + 1].join(","))] {
             let error = views_from_key(bad).unwrap_err();
             assert_eq!(error.kind(), crate::error::ErrorKind::BadInput, "{bad}: {error}");
         }

@@ -94,9 +94,12 @@ fn architecture() -> (Vec<Expected>, usize) {
     (convs, residuals)
 }
 
-/// The file's convolutions in graph order, each checked against MobileNetV2 1.0, and for each
-/// inverted-residual block whether it has an expansion and whether it adds its input.
-fn checked_convolutions(ops: &[Op]) -> Result<(Vec<&ConvOp>, Vec<(bool, bool)>)> {
+/// An inverted-residual block's shape: whether it has an expansion, whether it adds its input.
+type BlockShape = (bool, bool);
+
+/// The file's convolutions in graph order, each checked against MobileNetV2 1.0, and each
+/// inverted-residual block's shape.
+fn checked_convolutions(ops: &[Op]) -> Result<(Vec<&ConvOp>, Vec<BlockShape>)> {
     let (expected, residuals) = architecture();
     let convs: Vec<&ConvOp> = ops.iter().filter_map(|op| if let Op::Conv(c) = op { Some(c) } else { None }).collect();
     let adds = ops.iter().filter(|op| matches!(op, Op::Add)).count();
