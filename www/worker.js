@@ -89,7 +89,7 @@ const handlers = {
   async [Op.AddPhoto]({ photo, image, store: keep }) {
     const decoded = await read(image);
     const viewsKey = project.viewsKey;
-    engine();
+    engine(); // refuses, in words, before the engine (and with it the pool) is loaded
     const embeddings = await pool.embed(viewsKey, decoded.pixels, decoded.width, decoded.height);
     // Settings that changed meanwhile asked for other views: the photo stays waiting.
     if (project.viewsKey === viewsKey) project.restorePhoto(photo, embeddings);

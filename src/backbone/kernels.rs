@@ -52,8 +52,15 @@ impl Map {
     }
 }
 
+/// The vector of lanes `value(first)` to `value(first + 3)`: how every kernel lays out its
+/// weights.
+fn vector(first: usize, value: impl Fn(usize) -> f32) -> f32x4 {
+    f32x4::from(std::array::from_fn::<f32, LANES, _>(|l| value(first + l)))
+}
+
+/// Values in vectors, the last one padded with zeros.
 fn vectors(values: &[f32]) -> Vec<f32x4> {
-    values.chunks(LANES).map(|c| f32x4::from(std::array::from_fn::<f32, LANES, _>(|i| c.get(i).copied().unwrap_or(0.0)))).collect()
+    (0..values.len().div_ceil(LANES)).map(|v| vector(v * LANES, |i| values.get(i).copied().unwrap_or(0.0))).collect()
 }
 
 fn relu6(v: f32x4) -> f32x4 {
@@ -84,15 +91,14 @@ impl Pointwise {
         assert!(inputs.is_multiple_of(LANES) && weight.len() == inputs * outputs && bias.len() == outputs);
         let panels = outputs.div_ceil(PANEL);
         let at = |o: usize, i: usize| if o < outputs { weight[o * inputs + i] } else { 0.0 };
-        let lanes = |first: usize, value: &dyn Fn(usize) -> f32| f32x4::from(std::array::from_fn::<f32, LANES, _>(|l| value(first + l)));
         let mut packed = Vec::with_capacity(panels * inputs);
         for p in 0..panels {
             for i in 0..inputs {
-                packed.push([lanes(p * PANEL, &|o| at(o, i)), lanes(p * PANEL + LANES, &|o| at(o, i))]);
+                packed.push([vector(p * PANEL, |o| at(o, i)), vector(p * PANEL + LANES, |o| at(o, i))]);
             }
         }
         let b = |o: usize| bias.get(o).copied().unwrap_or(0.0);
-        let bias = (0..panels).map(|p| [lanes(p * PANEL, &b), lanes(p * PANEL + LANES, &b)]).collect();
+        let bias = (0..panels).map(|p| [vector(p * PANEL, b), vector(p * PANEL + LANES, b)]).collect();
         Pointwise { inputs, outputs, packed, bias, relu6 }
     }
 
@@ -226,9 +232,7 @@ impl Stem {
     /// From TFLite weights `[32, 3, 3, 3]`.
     pub fn new(weight: &[f32], bias: &[f32], outputs: usize, stride: usize, relu6: bool) -> Self {
         assert!(outputs == STEM_VECTORS * LANES && weight.len() == outputs * 27 && bias.len() == outputs);
-        let set = |value: &dyn Fn(usize) -> f32| -> [f32x4; STEM_VECTORS] {
-            std::array::from_fn(|v| f32x4::from(std::array::from_fn::<f32, LANES, _>(|l| value(v * LANES + l))))
-        };
+        let set = |value: &dyn Fn(usize) -> f32| -> [f32x4; STEM_VECTORS] { std::array::from_fn(|v| vector(v * LANES, value)) };
         let weight = (0..27).map(|t| set(&|o| weight[o * 27 + t])).collect();
         Stem { stride, weight, bias: set(&|o| bias[o]), relu6 }
     }

@@ -12,6 +12,9 @@ export const SHARED = resolve(ROOT, "../shared");
 export const OUTPUT = join(ROOT, "target/test-output");
 mkdirSync(OUTPUT, { recursive: true });
 
+// Graphics on SwiftShader (a CPU emulation: this machine has no GPU), or with
+// FEWSHOT_GPU=hardware (./build.sh bench-gpu) on the machine's own GPU through Vulkan.
+const HARDWARE_GPU = process.env.FEWSHOT_GPU === "hardware";
 const BASE_FLAGS = [
   "--headless",
   "--no-sandbox",
@@ -20,14 +23,13 @@ const BASE_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
   "--disable-quic",
-  ...(process.env.FEWSHOT_GPU === "hardware" ? [] : ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]),
+  ...(HARDWARE_GPU ? [] : ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]),
 ];
-// WebGPU on SwiftShader (a CPU emulation: this machine has no GPU), or with FEWSHOT_GPU=hardware
-// (./build.sh bench-gpu) on the machine's own GPU through Vulkan.
-const WEBGPU_FLAGS =
-  process.env.FEWSHOT_GPU === "hardware"
-    ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=vulkan", "--ignore-gpu-blocklist"]
-    : ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
+const WEBGPU_FLAGS = [
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  ...(HARDWARE_GPU ? ["--use-angle=vulkan", "--ignore-gpu-blocklist"] : ["--use-vulkan=swiftshader"]),
+];
 
 // Whatever a test file opened is closed after it, passed or failed: a browser or a server
 // left open would keep the test process alive, and the whole run waiting, for ever; a
@@ -38,12 +40,15 @@ const tempDirs = new Set();
 after(async () => {
   await Promise.all([...openContexts].map((c) => c.close().catch(() => {})));
   await Promise.all([...openServers].map((s) => shutDown(s)));
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
 });
 // The benchmarks use this module outside the test runner, and may end with process.exit.
-process.on("exit", () => {
+process.on("exit", removeTempDirs);
+
+function removeTempDirs() {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+  tempDirs.clear();
+}
 
 /** A new empty folder under the system's temporary one, removed after the test file. */
 export function tempDir(prefix) {
