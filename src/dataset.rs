@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::EMBEDDING_DIM;
 use crate::error::{Error, Result};
+use crate::head::scale_to_input_length;
 use crate::rng::Rng;
 
 /// Fraction of each class held out to measure the head on photos it was not trained on.
@@ -11,7 +12,8 @@ pub const HOLDOUT_FRACTION: f64 = 0.15;
 /// A held-out split is made only when every class has at least this many photos.
 pub const MIN_PHOTOS_FOR_HOLDOUT: usize = 5;
 
-/// Embeddings with the index of their class.
+/// Embeddings with the index of their class, each scaled as the head reads it
+/// ([`crate::head::scale_to_input_length`]) when it is added.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dataset {
     pub labels: Vec<String>,
@@ -41,6 +43,7 @@ impl Dataset {
             return Err(Error::BadConfig(format!("class index {target} but only {} classes", self.labels.len())));
         }
         self.embeddings.extend_from_slice(embedding);
+        scale_to_input_length(&mut self.embeddings[(self.targets.len()) * EMBEDDING_DIM..]);
         self.targets.push(target);
         Ok(())
     }
@@ -51,6 +54,7 @@ impl Dataset {
             return Err(Error::BadConfig(format!("a variant needs {EMBEDDING_DIM} values and an existing photo")));
         }
         self.variants.extend_from_slice(embedding);
+        scale_to_input_length(&mut self.variants[self.variant_of.len() * EMBEDDING_DIM..]);
         self.variant_of.push(of);
         Ok(())
     }

@@ -10,6 +10,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluate::Evaluation;
 use crate::familiar::Unfamiliarity;
+use crate::head::scale_to_input_length;
 use crate::matrix::{argmax_rows, softmax_rows};
 use crate::model::{Model, ModelInfo};
 use crate::predict::{top_k, Prediction};
@@ -261,7 +262,13 @@ impl Classifier {
     /// Softmax probabilities `[n * classes]`.
     pub fn probabilities(&self, embeddings: &[f32]) -> Result<Vec<f32>> {
         check_embeddings(embeddings)?;
-        let mut p = self.model.head.logits(embeddings);
+        let mut p = if self.model.info.scaled_input {
+            let mut scaled = embeddings.to_vec();
+            scale_to_input_length(&mut scaled);
+            self.model.head.logits(&scaled)
+        } else {
+            self.model.head.logits(embeddings)
+        };
         softmax_rows(&mut p, self.model.info.labels.len());
         Ok(p)
     }
@@ -298,6 +305,7 @@ mod tests {
             preprocess: Preprocess::default(),
             views: vec![],
             hidden_units: 0,
+            scaled_input: true,
             unfamiliar_threshold: None,
             validation: None,
             penalty: 0.0,
@@ -315,5 +323,20 @@ mod tests {
         assert_eq!(heat[peak], 1.0);
         assert!(classifier.heatmap(&map[1..], 1).is_err());
         assert!(classifier.heatmap(&map, 2).is_err());
+    }
+
+    #[test]
+    fn a_model_of_scaled_input_answers_the_same_for_any_length_and_an_older_one_does_not() {
+        let mut model = crate::model::tests::model(0);
+        let mut rng = Rng::new(5);
+        model.head.layers[0].0.iter_mut().for_each(|w| *w = rng.next_f32() - 0.5);
+        let x: Vec<f32> = (0..EMBEDDING_DIM).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
+        let longer: Vec<f32> = x.iter().map(|v| v * 3.0).collect();
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-5);
+        let scaled = Classifier::new(model.clone());
+        assert!(close(&scaled.probabilities(&x).unwrap(), &scaled.probabilities(&longer).unwrap()));
+        model.info.scaled_input = false;
+        let older = Classifier::new(model);
+        assert!(!close(&older.probabilities(&x).unwrap(), &older.probabilities(&longer).unwrap()));
     }
 }

@@ -20,6 +20,7 @@ use crate::backbone::tflite::{self as file, read_graph, Options};
 use crate::backbone::EMBEDDING_DIM;
 use crate::engine::{sha256_hex, Classifier};
 use crate::error::{Error, Result};
+use crate::head::input_length;
 use crate::preprocess::{Framing, INPUT_SIDE};
 
 /// The metadata entry that holds [`Description`].
@@ -224,14 +225,23 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     let mut x = out.tensor(float("embeddings", &[batch, EMBEDDING_DIM as i32]));
     out.op(file::MEAN, vec![map, spatial], x, Opts::Read(Options::Reducer { keep_dims: false }));
 
-    // The head, in float.
+    // The head, in float. A head that reads embeddings scaled to one length: L2_NORMALIZATION
+    // makes them 1 long, and its first layer's weights take the length.
     let head = &classifier.model.head;
+    let mut length = 1.0;
+    if info.scaled_input {
+        let unit = out.tensor(float("embeddings of length 1", &[batch, EMBEDDING_DIM as i32]));
+        out.op(file::L2_NORMALIZATION, vec![x], unit, Opts::L2Normalization);
+        x = unit;
+        length = input_length();
+    }
     let dims = head.shape.layer_dims();
     for (i, ((inputs, outputs), (weight, bias))) in dims.iter().zip(&head.layers).enumerate() {
         let last = i + 1 == dims.len();
         let name = if last { "output" } else { "hidden" };
+        let scale = if i == 0 { length } else { 1.0 };
         // Fewshot keeps [inputs, outputs]; FULLY_CONNECTED wants [outputs, inputs].
-        let transposed: Vec<f32> = (0..*outputs).flat_map(|o| (0..*inputs).map(move |k| weight[k * outputs + o])).collect();
+        let transposed: Vec<f32> = (0..*outputs).flat_map(|o| (0..*inputs).map(move |k| weight[k * outputs + o] * scale)).collect();
         let w = out.tensor(constant_f32(&format!("{name} weight"), &[*outputs as i32, *inputs as i32], &transposed));
         let b = out.tensor(constant_f32(&format!("{name} bias"), &[*outputs as i32], bias));
         let y = out.tensor(float(if last { "logits" } else { "hidden" }, &[batch, *outputs as i32]));
@@ -305,6 +315,7 @@ enum Opts {
     ResizeBilinear { half_pixel_centers: bool },
     FullyConnected { activation: u8 },
     Softmax { beta: f32 },
+    L2Normalization,
 }
 
 fn float(name: &str, shape: &[i32]) -> Tensor {
@@ -526,6 +537,7 @@ fn options(fbb: &mut FlatBufferBuilder, options: &Opts) -> (u8, Option<Table>) {
             })),
         ),
         Opts::Softmax { beta } => (SOFTMAX, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), *beta)))),
+        Opts::L2Normalization => (L2_NORM, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), 0u8)))), // no activation
     }
 }
 
@@ -593,6 +605,7 @@ mod schema {
         pub const FULLY_CONNECTED: u8 = 8;
         pub const SOFTMAX: u8 = 9;
         pub const CONCATENATION: u8 = 10;
+        pub const L2_NORM: u8 = 12;
         pub const RESIZE_BILINEAR: u8 = 15;
     }
 }
@@ -627,9 +640,9 @@ mod tests {
                 // the batch of four.
                 Arithmetic::Float => (
                     vec![DEQUANTIZE, ADD, REVERSE_V2, SLICE, RESIZE_BILINEAR, REVERSE_V2, CONCATENATION, DEQUANTIZE, CONV_2D],
-                    vec![MEAN, FULLY_CONNECTED, SOFTMAX, MEAN],
+                    vec![MEAN, L2_NORMALIZATION, FULLY_CONNECTED, SOFTMAX, MEAN],
                 ),
-                Arithmetic::Quantized => (vec![CONV_2D, DEPTHWISE_CONV_2D], vec![DEQUANTIZE, MEAN, FULLY_CONNECTED, FULLY_CONNECTED, SOFTMAX]),
+                Arithmetic::Quantized => (vec![CONV_2D, DEPTHWISE_CONV_2D], vec![DEQUANTIZE, MEAN, L2_NORMALIZATION, FULLY_CONNECTED, FULLY_CONNECTED, SOFTMAX]),
             };
             assert!(codes.starts_with(&start) && codes.ends_with(&end), "{codes:?}");
             // Every convolution of the backbone is there, and none of its classifier.

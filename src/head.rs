@@ -9,6 +9,28 @@ use crate::backbone::EMBEDDING_DIM;
 use crate::matrix::{add_row, matmul, Stored};
 use crate::rng::Rng;
 
+/// The length every embedding is scaled to before the head reads it: the square root of its
+/// 1,280 numbers, so that each is about 1 in size (MobileNetV2's pooled embeddings are 20 to 40
+/// long). One length for every photo makes the head compare directions rather than how strongly
+/// the backbone responded: on clothing-small, +2.5 points at one photo a class and within
+/// ±0.5 from 5 to 30 (README "Learning"). The trainer's penalty is for embeddings of this length.
+pub fn input_length() -> f32 {
+    (EMBEDDING_DIM as f32).sqrt()
+}
+
+/// Scale each embedding of `rows` (`[n * 1280]`) to [`input_length`]; one of all zeros stays
+/// zeros. Scaling twice is scaling once.
+pub fn scale_to_input_length(rows: &mut [f32]) {
+    let length = input_length();
+    for row in rows.chunks_exact_mut(EMBEDDING_DIM) {
+        let norm = crate::matrix::dot(row, row).sqrt() as f32;
+        if norm > 0.0 {
+            let factor = length / norm;
+            row.iter_mut().for_each(|v| *v *= factor);
+        }
+    }
+}
+
 /// The shape of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadShape {
@@ -123,6 +145,23 @@ mod tests {
             assert_eq!(flat.len(), shape.parameter_count());
             assert_eq!(HeadWeights::from_flat(shape, &flat), weights);
         }
+    }
+
+    #[test]
+    fn embeddings_are_scaled_to_one_length_once() {
+        let mut rows: Vec<f32> = (0..2 * EMBEDDING_DIM).map(|i| (i % 7) as f32 - 2.0).collect();
+        rows.extend(vec![0.0; EMBEDDING_DIM]);
+        let direction = rows[1] / rows[0];
+        scale_to_input_length(&mut rows);
+        for row in rows.chunks_exact(EMBEDDING_DIM).take(2) {
+            let length = crate::matrix::dot(row, row).sqrt() as f32;
+            assert!((length - input_length()).abs() < 1e-3, "{length}");
+        }
+        assert!((rows[1] / rows[0] - direction).abs() < 1e-6, "the direction is kept");
+        assert!(rows[2 * EMBEDDING_DIM..].iter().all(|&v| v == 0.0), "zeros stay zeros");
+        let once = rows.clone();
+        scale_to_input_length(&mut rows);
+        assert!(rows.iter().zip(&once).all(|(a, b)| (a - b).abs() < 1e-5));
     }
 
     #[test]

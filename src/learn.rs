@@ -165,6 +165,7 @@ pub fn model_of(trained: &Trained, backbone_sha256: &str, seeing: Seeing, valida
             preprocess: views[0],
             views,
             hidden_units: trained.weights.shape.hidden,
+            scaled_input: true,
             unfamiliar_threshold: familiarity.as_ref().map(|f| f.threshold),
             validation,
             penalty: trained.penalty,

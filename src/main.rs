@@ -352,18 +352,21 @@ fn embed_command(args: &Args) -> Result<()> {
     let out = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("embed needs -o FILE\n{USAGE}")))?;
     let mirrored_views = views(Seeing { mirror: true, zoom: false, ..seeing(args)? });
     let engine = engine(args)?;
-    let (_, files) = class_folders(Path::new(dir))?;
-    // The photo's own view, then its mirror image as its one variant.
-    let data = embed_folder(&engine, &mirrored_views, Path::new(dir))?;
+    let (labels, files) = class_folders(Path::new(dir))?;
+    // The photo's own view, then its mirror image; as the backbone gives them (a Dataset would
+    // scale them as the head reads them).
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let own = embed_files(&engine, mirrored_views[0], &paths, &format!("embedding {dir}"))?;
+    let mirrored = embed_files(&engine, mirrored_views[1], &paths, &format!("embedding {dir} (mirror images)"))?;
+    let row = |all: &[f32], i: usize| all[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].to_vec();
     let photos: Vec<serde_json::Value> = files
         .iter()
         .enumerate()
         .map(|(i, (path, class))| {
-            let mirrored = &data.variants[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM];
-            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": data.embedding(i), "mirrored": mirrored })
+            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": row(&own, i), "mirrored": row(&mirrored, i) })
         })
         .collect();
-    let json = serde_json::json!({ "labels": data.labels, "photos": photos });
+    let json = serde_json::json!({ "labels": labels, "photos": photos });
     std::fs::write(out, json.to_string()).map_err(|e| Error::Io(format!("cannot write {out}: {e}")))?;
     eprintln!("wrote {} photos' embeddings to {out}", files.len());
     Ok(())

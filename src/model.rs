@@ -21,8 +21,9 @@ use crate::evaluate::Validated;
 /// The value of the metadata key `format`.
 pub const FORMAT: &str = "fewshot-model";
 /// The layout this build writes and the newest it reads. 2: cross-validated figures replace
-/// the held-out ones (a version 1 file still reads, without figures).
-pub const VERSION: u32 = 2;
+/// the held-out ones (a version 1 file still reads, without figures). 3: the head reads
+/// embeddings scaled to one length (`scaled_input`; older files read them as they come).
+pub const VERSION: u32 = 3;
 
 /// Everything a trained classifier needs besides the backbone.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,10 @@ pub struct ModelInfo {
     pub views: Vec<Preprocess>,
     /// Units of the hidden layer; 0 for none.
     pub hidden_units: usize,
+    /// Whether the head reads each embedding scaled to one length
+    /// ([`crate::head::scale_to_input_length`]): true from format 3, false before.
+    #[serde(default)]
+    pub scaled_input: bool,
     /// The score above which a photo is called unlike every class ([`Familiarity`]).
     #[serde(default)]
     pub unfamiliar_threshold: Option<f32>,
@@ -213,6 +218,7 @@ pub(crate) mod tests {
                 preprocess: Preprocess::default(),
                 views: vec![],
                 hidden_units: hidden,
+                scaled_input: true,
                 unfamiliar_threshold: None,
                 validation: None,
                 penalty: 0.01,
@@ -258,10 +264,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_description_before_format_3_reads_embeddings_as_they_come() {
+        let mut json = serde_json::to_value(&model(0).info).unwrap();
+        json.as_object_mut().unwrap().remove("scaledInput");
+        assert!(!serde_json::from_value::<ModelInfo>(json).unwrap().scaled_input);
+        assert!(model(0).info.scaled_input);
+    }
+
+    #[test]
     fn newer_versions_and_foreign_files_are_refused() {
         let bytes = model(0).to_bytes().unwrap();
         let mut newer = bytes.clone();
-        let at = newer.windows(13).position(|w| w == b"\"version\":\"2\"").expect("version in the header");
+        let current = format!("\"version\":\"{VERSION}\"");
+        let at = newer.windows(13).position(|w| w == current.as_bytes()).expect("version in the header");
         newer[at + 11] = b'9';
         let err = Model::from_bytes(&newer).unwrap_err().to_string();
         assert!(err.contains("newer Fewshot (model format 9)"), "{err}");

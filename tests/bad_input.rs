@@ -105,13 +105,13 @@ fn one_class_or_an_empty_class_cannot_train() {
 #[test]
 fn model_file_from_the_future_or_elsewhere() {
     // A minimal safetensors file claiming a newer Fewshot format.
-    let header = r#"{"__metadata__":{"format":"fewshot-model","version":"3","info":"{}"}}"#;
+    let header = r#"{"__metadata__":{"format":"fewshot-model","version":"4","info":"{}"}}"#;
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header.as_bytes());
     let message = Model::from_bytes(&file).unwrap_err().to_string();
     assert_eq!(
         message,
-        "cannot read this model file: it was written by a newer Fewshot (model format 3); this one reads format 2 and older: update Fewshot"
+        "cannot read this model file: it was written by a newer Fewshot (model format 4); this one reads format 3 and older: update Fewshot"
     );
     assert!(Model::from_bytes(b"").unwrap_err().to_string().contains("not a Fewshot model"));
     assert!(Model::from_bytes(&weights()).unwrap_err().to_string().contains("not a Fewshot model"));

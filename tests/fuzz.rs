@@ -138,6 +138,7 @@ fn classifier(sha: &str) -> Classifier {
             preprocess: Preprocess::default(),
             views: views(Seeing::default()),
             hidden_units: 0,
+            scaled_input: true,
             unfamiliar_threshold: None,
             validation: None,
             penalty: 0.0,

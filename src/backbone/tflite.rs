@@ -263,6 +263,7 @@ pub const CONV_2D: i32 = 3;
 pub const DEPTHWISE_CONV_2D: i32 = 4;
 pub const DEQUANTIZE: i32 = 6;
 pub const FULLY_CONNECTED: i32 = 9;
+pub const L2_NORMALIZATION: i32 = 11;
 pub const SOFTMAX: i32 = 25;
 pub const MEAN: i32 = 40;
 pub const REVERSE_V2: i32 = 105;
