@@ -2,7 +2,7 @@
 # Fewshot's one entry point.
 #   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
 #   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
-#   ./build.sh bench   measure speed (see README, "Performance")
+#   ./build.sh bench   measure speed and "none of these" (see README, "Performance")
 #   ./build.sh bench-gpu   the same on a machine with a real GPU: native wgpu and Chromium's WebGPU on it
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
 #   ./build.sh litert  the .tflite export run by Google's LiteRT against Fewshot's own predictions (part of test)
@@ -228,6 +228,8 @@ bench() {
   node tests/bench/bench.mjs | tee target/bench/browser.txt
   node tests/bench/head.mjs | tee target/bench/head.txt
   node tests/bench/page.mjs | tee target/bench/page.txt
+  say "learning: \"none of these\" on clothing-small and photos from elsewhere"
+  learning_bench
   node tests/bench/summary.mjs
 }
 
@@ -247,15 +249,41 @@ bench_gpu() {
 }
 
 # Fewshot's head against scikit-learn's LogisticRegression on the same embeddings and draws.
-probe() {
-  weights
-  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
-  local venv=$ROOT/target/venv data=../shared/datasets/clothing-small out=$ROOT/target/probe
+# Python packages for the learning figures, in target/venv: numpy and scikit-learn (the probe).
+PROBE_VENV=$ROOT/target/venv
+ensure_probe_venv() {
+  local venv=$PROBE_VENV
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sklearn" 2>/dev/null; then
     say "installing numpy and scikit-learn (pip, into target/venv)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q numpy scikit-learn
   fi
+}
+
+# "None of these" measured: a model of all of clothing-small, its test photos (how many of its
+# own kind it flags) and 31 photos from elsewhere (the fixtures' five and the 26 that
+# scikit-image ships), into target/bench/learning.json.
+learning_bench() {
+  ensure_probe_venv
+  if ! "$PROBE_VENV/bin/python" -c "import skimage" 2>/dev/null; then
+    say "installing scikit-image, for the sample photos it ships (pip, into target/venv)"
+    "$PROBE_VENV/bin/pip" install -q scikit-image
+  fi
+  local foreign=$ROOT/target/bench/foreign data=../shared/datasets/clothing-small samples
+  samples=$("$PROBE_VENV/bin/python" -c "import os, skimage.data; print(os.path.dirname(skimage.data.__file__))")
+  rm -rf "$foreign" && mkdir -p "$foreign"
+  cp ../shared/fixtures/images/*.bmp ../shared/fixtures/images/*.jpg "$samples"/*.png "$samples"/*.jpg "$foreign/"
+  cargo run -q -- eval --train "$data/train" --test "$data/test" --foreign "$foreign" --device cpu --json \
+    > target/bench/learning.json
+  node -e 'const r = JSON.parse(require("fs").readFileSync("target/bench/learning.json")).results.at(-1);
+console.log(`"none of these" flagged ${(100 * r.unfamiliar_flagged).toFixed(1)} % of the photos from elsewhere, ${(100 * r.familiar_flagged).toFixed(1)} % of the test photos`)'
+}
+
+probe() {
+  weights
+  export FEWSHOT_WEIGHTS=$ROOT/www/weights/$WEIGHTS_NAME
+  local venv=$PROBE_VENV data=../shared/datasets/clothing-small out=$ROOT/target/probe
+  ensure_probe_venv
   mkdir -p "$out"
   cargo build -q --bin fewshot
   say "embedding clothing-small, then training on 1 to 30 photos a class, 5 draws each"

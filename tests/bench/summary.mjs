@@ -1,6 +1,6 @@
 // `./build.sh bench`, last step: the figures the speed and learning issues track, gathered from
 // what the steps before wrote under target/bench (browser.json, head.json, litert.json,
-// native.txt) into target/bench/summary.json. A figure a step did not measure is null, never
+// learning.json, native.txt) into target/bench/summary.json. A figure a step did not measure is null, never
 // a guess.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -12,6 +12,8 @@ const json = (name) => (existsSync(join(dir, name)) ? JSON.parse(readFileSync(jo
 const browser = json("browser.json");
 const head = json("head.json");
 const litert = json("litert.json");
+// `fewshot eval --foreign --json`: one result, the model of every training photo.
+const learning = json("learning.json").results?.at(-1) ?? {};
 const native = existsSync(join(dir, "native.txt")) ? readFileSync(join(dir, "native.txt"), "utf8") : "";
 
 const rows = (browser.speed?.rows || []).filter((r) => !r.error);
@@ -38,6 +40,9 @@ const summary = {
   head_train_1000x50_s: head.head_train_1000_s ?? null,
   head_train_10000x50_s: head.head_train_10000_s ?? null,
   first_load_bytes: browser.firstLoad?.coldBytes ?? null,
+  // "None of these": the share of photos from elsewhere flagged, and of the test photos.
+  unfamiliar_flagged: learning.unfamiliar_flagged ?? null,
+  familiar_flagged: learning.familiar_flagged ?? null,
 };
 for (const [key, value] of Object.entries(summary)) if (typeof value === "number") summary[key] = Number(value.toPrecision(4));
 writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 1) + "\n");
