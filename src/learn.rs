@@ -13,7 +13,7 @@ use crate::evaluate::Validated;
 use crate::familiar::{study_on, Familiarity, Study, MAX_REFERENCES};
 use crate::model::{now_unix_ms, Model, ModelInfo};
 use crate::preprocess::{views, Seeing};
-use crate::train::{StepReport, TrainConfig, Trained, Trainer};
+use crate::train::{StepReport, TrainConfig, Trained, Trainer, Work};
 use crate::validate::{CrossValidation, CrossValidator};
 
 /// At most this many photos are studied for "none of these" when learning is stopped before
@@ -26,6 +26,9 @@ pub const STOPPED_STUDY_PHOTOS: usize = 500;
 pub enum Progress {
     /// One optimiser step of the head.
     Training(StepReport),
+    /// A point of a step's line search, not taken: nothing new to show (so that a stop is
+    /// heard between two passes over the photos, not only between steps).
+    Searching,
     /// `fold` of `folds` cross-validation folds done.
     Validating { fold: usize, folds: usize },
 }
@@ -87,8 +90,10 @@ impl Learning {
     /// Do the next piece of work; `None` when there is none left.
     pub fn step(&mut self) -> Result<Option<Progress>> {
         if let Some(trainer) = &mut self.trainer {
-            if let Some(report) = trainer.step() {
-                return Ok(Some(Progress::Training(report)));
+            match trainer.step() {
+                Some(Work::Step(report)) => return Ok(Some(Progress::Training(report))),
+                Some(Work::Searching) => return Ok(Some(Progress::Searching)),
+                None => {}
             }
             self.trained = self.trainer.take().map(Trainer::finish);
             self.validator = CrossValidator::new(&self.data, &self.config)?;

@@ -398,6 +398,7 @@ fn learn(data: &Dataset, config: &TrainConfig, seeing: Seeing, backbone_sha256: 
                 bar.set_length(folds as u64);
                 bar.set_position(fold as u64);
             }
+            Progress::Searching => {}
         }
         true
     })?;

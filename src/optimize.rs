@@ -5,7 +5,8 @@
 //! scikit-learn's `LogisticRegression` uses, so that the two can be compared like for like.
 //!
 //! One [`Lbfgs::step`] is one line search along one direction, so that a caller can report
-//! progress and stop between steps.
+//! progress and stop between steps; one [`Lbfgs::advance`] is one evaluation of the function
+//! (a step is one or more), for a caller that must answer sooner than a step takes.
 
 use crate::matrix::dot;
 
@@ -33,6 +34,26 @@ pub enum Converged {
     Value,
 }
 
+/// What one [`Lbfgs::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// Tried a point the line search did not accept: it goes on at the next call.
+    Searching,
+    /// Ended a step: moved to a better point.
+    Stepped,
+    /// Nothing to do: converged (or no better point along the direction).
+    Done,
+}
+
+/// A line search under way: the direction, the slope along it, the step size to try next and
+/// how many times it was halved.
+struct Search {
+    direction: Vec<f32>,
+    slope: f64,
+    t: f64,
+    halvings: usize,
+}
+
 /// The optimiser's state between steps.
 pub struct Lbfgs {
     pub x: Vec<f32>,
@@ -42,6 +63,7 @@ pub struct Lbfgs {
     /// Stop when the largest gradient component is below this.
     gradient_tolerance: f64,
     pub converged: Converged,
+    search: Option<Search>,
 }
 
 impl Lbfgs {
@@ -49,7 +71,7 @@ impl Lbfgs {
     pub fn new(objective: &mut impl Objective, x: Vec<f32>, gradient_tolerance: f64) -> Self {
         let mut gradient = vec![0.0; x.len()];
         let value = objective.evaluate(&x, &mut gradient);
-        let mut state = Lbfgs { x, value, gradient, history: vec![], gradient_tolerance, converged: Converged::No };
+        let mut state = Lbfgs { x, value, gradient, history: vec![], gradient_tolerance, converged: Converged::No, search: None };
         state.check_gradient();
         state
     }
@@ -63,9 +85,64 @@ impl Lbfgs {
 
     /// One line search along the L-BFGS direction. Returns `false` once converged.
     pub fn step(&mut self, objective: &mut impl Objective) -> bool {
-        if self.converged != Converged::No {
-            return false;
+        loop {
+            match self.advance(objective) {
+                Advance::Searching => continue,
+                Advance::Stepped => return self.converged == Converged::No,
+                Advance::Done => return false,
+            }
         }
+    }
+
+    /// The line search's next trial point, evaluated once (a new search starts when none is
+    /// under way).
+    pub fn advance(&mut self, objective: &mut impl Objective) -> Advance {
+        if self.converged != Converged::No {
+            return Advance::Done;
+        }
+        let mut search = match self.search.take() {
+            Some(search) => search,
+            None => self.new_search(),
+        };
+        let t = search.t;
+        let trial: Vec<f32> = self.x.iter().zip(&search.direction).map(|(x0, d)| x0 + (t as f32) * d).collect();
+        let mut trial_gradient = vec![0.0; self.x.len()];
+        let value = objective.evaluate(&trial, &mut trial_gradient);
+        if value.is_finite() && value <= self.value + ARMIJO * t * search.slope {
+            let s: Vec<f32> = trial.iter().zip(&self.x).map(|(a, b)| a - b).collect();
+            let y: Vec<f32> = trial_gradient.iter().zip(&self.gradient).map(|(a, b)| a - b).collect();
+            let sy = dot(&s, &y);
+            // Keep the pair only where it says the function curves upward (always true for
+            // a convex loss; not always for a hidden layer).
+            if sy > 1e-12 {
+                if self.history.len() == MEMORY {
+                    self.history.remove(0);
+                }
+                self.history.push((s, y, sy));
+            }
+            let decrease = self.value - value;
+            self.x = trial;
+            self.gradient = trial_gradient;
+            self.value = value;
+            self.check_gradient();
+            if self.converged == Converged::No && decrease <= 1e-10 * self.value.abs().max(1.0) {
+                self.converged = Converged::Value;
+            }
+            return Advance::Stepped;
+        }
+        search.t *= 0.5;
+        search.halvings += 1;
+        if search.halvings == MAX_HALVINGS {
+            // No progress along this direction: as converged as it gets, where it was.
+            self.converged = Converged::Value;
+            return Advance::Done;
+        }
+        self.search = Some(search);
+        Advance::Searching
+    }
+
+    /// A line search along the L-BFGS direction from the current point.
+    fn new_search(&mut self) -> Search {
         let direction = self.direction();
         let slope = dot(&self.gradient, &direction);
         let (direction, slope) = if slope < 0.0 {
@@ -78,40 +155,8 @@ impl Lbfgs {
             (d, s)
         };
         // The first step has no curvature estimate: scale it to a unit move.
-        let mut t = if self.history.is_empty() { 1.0 / dot(&direction, &direction).sqrt().max(1e-12) } else { 1.0 };
-        let mut trial = vec![0.0; self.x.len()];
-        let mut trial_gradient = vec![0.0; self.x.len()];
-        for _ in 0..MAX_HALVINGS {
-            for ((x1, x0), d) in trial.iter_mut().zip(&self.x).zip(&direction) {
-                *x1 = x0 + (t as f32) * d;
-            }
-            let value = objective.evaluate(&trial, &mut trial_gradient);
-            if value.is_finite() && value <= self.value + ARMIJO * t * slope {
-                let s: Vec<f32> = trial.iter().zip(&self.x).map(|(a, b)| a - b).collect();
-                let y: Vec<f32> = trial_gradient.iter().zip(&self.gradient).map(|(a, b)| a - b).collect();
-                let sy = dot(&s, &y);
-                // Keep the pair only where it says the function curves upward (always true for
-                // a convex loss; not always for a hidden layer).
-                if sy > 1e-12 {
-                    if self.history.len() == MEMORY {
-                        self.history.remove(0);
-                    }
-                    self.history.push((s, y, sy));
-                }
-                let decrease = self.value - value;
-                self.x = trial;
-                self.gradient = trial_gradient;
-                self.value = value;
-                self.check_gradient();
-                if self.converged == Converged::No && decrease <= 1e-10 * self.value.abs().max(1.0) {
-                    self.converged = Converged::Value;
-                }
-                return self.converged == Converged::No;
-            }
-            t *= 0.5;
-        }
-        self.converged = Converged::Value;
-        false
+        let t = if self.history.is_empty() { 1.0 / dot(&direction, &direction).sqrt().max(1e-12) } else { 1.0 };
+        Search { direction, slope, t, halvings: 0 }
     }
 
     /// `-H g` by the two-loop recursion.
@@ -161,5 +206,24 @@ mod tests {
         }
         assert!((opt.x[0] - 1.0).abs() < 1e-2 && (opt.x[1] - 1.0).abs() < 2e-2, "{:?} after {steps} steps", opt.x);
         assert!(steps < 200, "{steps} steps");
+    }
+
+    #[test]
+    fn one_evaluation_at_a_time_walks_the_same_path_as_whole_steps() {
+        let mut f = Rosenbrock;
+        let mut whole = Lbfgs::new(&mut f, vec![-1.2, 1.0], 1e-4);
+        let mut piecewise = Lbfgs::new(&mut f, vec![-1.2, 1.0], 1e-4);
+        let mut searching = 0;
+        for _ in 0..60 {
+            whole.step(&mut f);
+            loop {
+                match piecewise.advance(&mut f) {
+                    Advance::Searching => searching += 1,
+                    Advance::Stepped | Advance::Done => break,
+                }
+            }
+            assert_eq!(whole.x, piecewise.x);
+        }
+        assert!(searching > 0, "some steps took more than one evaluation");
     }
 }

@@ -12,7 +12,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::head::{forward, HeadShape, HeadWeights};
 use crate::matrix::{add_column_sums, argmax_rows, matmul, softmax_rows, Stored};
-use crate::optimize::{Converged, Lbfgs, Objective};
+use crate::optimize::{Advance, Converged, Lbfgs, Objective};
 use crate::rng::Rng;
 
 /// Settings of head training, with their defaults and limits. Missing fields take the
@@ -67,6 +67,15 @@ impl TrainConfig {
 /// every other fixed choice on clothing-small from 1 to 30 photos a class (see README).
 pub fn auto_penalty(samples: usize) -> f32 {
     1.0 / samples.max(1) as f32
+}
+
+/// What one [`Trainer::step`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// Ended an optimiser step.
+    Step(StepReport),
+    /// Evaluated a point its line search did not take; the step goes on.
+    Searching,
 }
 
 /// Loss and training accuracy after a step.
@@ -141,20 +150,29 @@ impl Trainer {
         Ok(Trainer { config, labels: data.labels.clone(), photos_per_class: counts, objective, optimizer, history: vec![] })
     }
 
-    /// One optimiser step; `None` once converged or out of steps.
-    pub fn step(&mut self) -> Option<StepReport> {
-        if self.history.len() >= self.config.max_steps || self.optimizer.converged != Converged::No {
+    /// One evaluation of the loss (an optimiser step takes one or more): the step's report
+    /// when it ended one, [`Work::Searching`] while its line search goes on, `None` once
+    /// converged or out of steps. One evaluation at a time, so that on 40,000 rows (10,000
+    /// photos in four views) a stop waits for one pass over them, not for a whole step.
+    pub fn step(&mut self) -> Option<Work> {
+        if self.history.len() >= self.config.max_steps {
             return None;
         }
-        self.optimizer.step(&mut self.objective);
-        let report = StepReport {
-            step: self.history.len() + 1,
-            max_steps: self.config.max_steps,
-            loss: self.optimizer.value as f32,
-            train_accuracy: self.objective.accuracy(&self.optimizer.x),
-        };
-        self.history.push(report.clone());
-        Some(report)
+        match self.optimizer.advance(&mut self.objective) {
+            Advance::Done => None,
+            Advance::Searching => Some(Work::Searching),
+            Advance::Stepped => {
+                let report = StepReport {
+                    step: self.history.len() + 1,
+                    max_steps: self.config.max_steps,
+                    loss: self.optimizer.value as f32,
+                    // The accepted point is the one last evaluated.
+                    train_accuracy: self.objective.last_accuracy,
+                };
+                self.history.push(report.clone());
+                Some(Work::Step(report))
+            }
+        }
     }
 
     /// Finish (early or not).
@@ -174,9 +192,11 @@ impl Trainer {
 /// Train to the end, calling `on_step` after every step; it returns `false` to stop early.
 pub fn train(data: &Dataset, config: TrainConfig, mut on_step: impl FnMut(&StepReport) -> bool) -> Result<Trained> {
     let mut trainer = Trainer::new(data, config)?;
-    while let Some(report) = trainer.step() {
-        if !on_step(&report) {
-            break;
+    while let Some(work) = trainer.step() {
+        if let Work::Step(report) = work {
+            if !on_step(&report) {
+                break;
+            }
         }
     }
     Ok(trainer.finish())
@@ -192,13 +212,15 @@ pub struct Loss {
     /// Per sample, its weight divided by the sum of weights.
     weights: Vec<f32>,
     pub penalty: f32,
+    /// The training accuracy at the point last evaluated (kept from its forward pass).
+    last_accuracy: f32,
 }
 
 impl Loss {
     pub fn new(shape: HeadShape, x: Vec<f32>, targets: Vec<usize>, weights: Vec<f32>, penalty: f32) -> Self {
         let total: f32 = weights.iter().sum();
         let weights = weights.iter().map(|w| w / total.max(f32::MIN_POSITIVE)).collect();
-        Loss { shape, x, targets, weights, penalty }
+        Loss { shape, x, targets, weights, penalty, last_accuracy: 0.0 }
     }
 
     fn layers(&self, flat: &[f32]) -> Vec<(Vec<f32>, Vec<f32>)> {
@@ -220,6 +242,8 @@ impl Objective for Loss {
         let (n, k) = (self.targets.len(), shape.classes);
         let layers = self.layers(flat);
         let (hidden, mut p) = forward(shape, &layers, &self.x);
+        let right = argmax_rows(&p, k).iter().zip(&self.targets).filter(|(p, t)| p == t).count();
+        self.last_accuracy = right as f32 / n.max(1) as f32;
         // Cross-entropy from log-softmax (stable), then p becomes softmax - onehot, weighted.
         let mut loss = 0.0f64;
         for (i, row) in p.chunks_exact_mut(k).enumerate() {

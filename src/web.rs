@@ -398,7 +398,9 @@ async fn run_learning(state: &RefCell<LearningState>, on_progress: Option<Functi
         let step = state.borrow_mut().step();
         match step {
             Ok(Some(progress)) => {
-                if let Some(callback) = &on_progress {
+                // A point the line search did not take has nothing to show: only yield.
+                let shown = !matches!(progress, crate::learn::Progress::Searching);
+                if let Some(callback) = on_progress.as_ref().filter(|_| shown) {
                     if let Err(e) = callback.call1(&JsValue::NULL, &to_js(&progress)?) {
                         state.borrow_mut().stop();
                         return Err(e);
