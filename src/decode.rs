@@ -55,8 +55,11 @@ pub fn decode_file(path: &Path) -> Result<Photo> {
     })
 }
 
-/// Photo files of a folder with one subfolder per class: (class names sorted, (path, class)).
-pub fn class_folders(dir: &Path) -> Result<(Vec<String>, Vec<(std::path::PathBuf, usize)>)> {
+/// Class names, sorted, and each photo file with the index of its class.
+pub type ClassFolders = (Vec<String>, Vec<(std::path::PathBuf, usize)>);
+
+/// Photo files of a folder with one subfolder per class.
+pub fn class_folders(dir: &Path) -> Result<ClassFolders> {
     let list = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::Io(format!("cannot read the folder {}: {e}", dir.display())))?

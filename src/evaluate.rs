@@ -58,7 +58,7 @@ impl Evaluation {
         for c in &self.per_class {
             out += &format!("{:width$}  {:>9.3}  {:>6.3}  {:>6}\n", c.label, c.precision, c.recall, c.support);
         }
-        out += &format!("\nconfusion (rows: true class, columns: predicted, in the order above)\n");
+        out += "\nconfusion (rows: true class, columns: predicted, in the order above)\n";
         for (c, row) in self.confusion.iter().enumerate() {
             let cells: Vec<String> = row.iter().map(|n| format!("{n:>4}")).collect();
             out += &format!("{:width$} {}\n", self.per_class[c].label, cells.join(""));

@@ -47,8 +47,12 @@ pub struct Learning {
     /// The study for "none of these" and duplicates, a block of photos a step between training
     /// and cross-validation, so that a stop never waits for all of it.
     studying: Option<Study>,
-    studied: Option<(Option<Familiarity>, Vec<(usize, usize)>)>,
+    studied: Option<Studied>,
 }
+
+/// What the study found: the fingerprints for "none of these" (when there are photos enough)
+/// and the pairs of photos that are nearly the same photo.
+type Studied = (Option<Familiarity>, Vec<(usize, usize)>);
 
 /// What learning leaves.
 pub struct Learned {
