@@ -117,17 +117,21 @@ pub const MAX_DUPLICATES: usize = 100;
 /// ten), the same comparison that fits the familiarity threshold, so it is done once for both.
 pub const MAX_DUPLICATE_SEARCH: usize = MAX_REFERENCES;
 
+/// What a study finds: the fingerprints for "none of these" (when there are photos enough)
+/// and the pairs of photos that are nearly the same photo.
+pub type Studied = (Option<Familiarity>, Vec<(usize, usize)>);
+
 /// What a project's photos say about themselves, from one comparison of every photo (every
 /// reference, above [`MAX_REFERENCES`]) with every other: how unfamiliar new photos are
 /// (`None` with fewer than [`MIN_PHOTOS`]), and the pairs of photos `(i, j)`, `i < j`, that are
 /// nearly the same photo (re-saved, resized, a burst: in one class they count twice, in two
 /// classes they contradict each other), not searched above [`MAX_DUPLICATE_SEARCH`] photos.
-pub fn study(data: &Dataset, seed: u64) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+pub fn study(data: &Dataset, seed: u64) -> Studied {
     study_on(data, seed, MAX_REFERENCES)
 }
 
 /// [`study`] on at most `max_references` photos: below all of them, no duplicates are searched.
-pub fn study_on(data: &Dataset, seed: u64, max_references: usize) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+pub fn study_on(data: &Dataset, seed: u64, max_references: usize) -> Studied {
     let mut study = Study::new(data, seed, max_references);
     while study.step() {}
     study.finish(data)
@@ -192,7 +196,7 @@ impl Study {
     }
 
     /// What was found, once every row is compared (the rest is compared now if not).
-    pub fn finish(mut self, data: &Dataset) -> (Option<Familiarity>, Vec<(usize, usize)>) {
+    pub fn finish(mut self, data: &Dataset) -> Studied {
         while self.step() {}
         if data.len() < MIN_PHOTOS {
             return (None, self.duplicates);

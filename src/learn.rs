@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::evaluate::Validated;
-use crate::familiar::{study_on, Familiarity, Study, MAX_REFERENCES};
+use crate::familiar::{study_on, Familiarity, Study, Studied, MAX_REFERENCES};
 use crate::model::{now_unix_ms, Model, ModelInfo};
 use crate::preprocess::{views, Seeing};
 use crate::train::{StepReport, TrainConfig, Trained, Trainer, Work};
@@ -49,10 +49,6 @@ pub struct Learning {
     studying: Option<Study>,
     studied: Option<Studied>,
 }
-
-/// What the study found: the fingerprints for "none of these" (when there are photos enough)
-/// and the pairs of photos that are nearly the same photo.
-type Studied = (Option<Familiarity>, Vec<(usize, usize)>);
 
 /// What learning leaves.
 pub struct Learned {
