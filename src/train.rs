@@ -227,13 +227,6 @@ impl Loss {
         HeadWeights::from_flat(self.shape, flat).layers
     }
 
-    /// Fraction of the samples whose class has the largest logit.
-    pub fn accuracy(&self, flat: &[f32]) -> f32 {
-        let (_, logits) = forward(self.shape, &self.layers(flat), &self.x);
-        let predicted = argmax_rows(&logits, self.shape.classes);
-        let right = predicted.iter().zip(&self.targets).filter(|(p, t)| p == t).count();
-        right as f32 / self.targets.len().max(1) as f32
-    }
 }
 
 impl Objective for Loss {
