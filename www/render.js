@@ -122,6 +122,9 @@ function renderClasses(state) {
   });
   for (const [id, card] of cards) {
     if (!seen.has(id)) {
+      const grid = card.querySelector(".thumbs");
+      screenWatch?.unobserve(grid);
+      nearScreen.delete(grid);
       card.remove();
       cards.delete(id);
     }
@@ -149,7 +152,8 @@ const ROWS_SHOWN = 4;
 
 /** The grids on or near the screen (an IntersectionObserver's word): only these hold
  * thumbnails. Measured on a project of 10,000 photos in 10 classes, making every class's
- * first rows at once (950 elements and object URLs) took 300 ms of the page's opening. */
+ * first rows at once (about 400 elements, object URLs and menus) took 300 ms of the page's
+ * opening. */
 const nearScreen = new Set();
 const screenWatch =
   typeof IntersectionObserver === "undefined"
