@@ -23,10 +23,29 @@ function newClass(name) {
 
 /** A stored photo: ready unless the engine says it wants it embedded (markWaiting), or one
  * given but not read before a reload (pending: read now). Its embeddings live in the
- * engine's worker, not here. */
+ * engine's worker, not here; its image (and time added) may come a moment later
+ * (imagesLoaded). */
 function photoFromStored({ id, image, added, pending, name }) {
   if (pending) return { id, added, image: null, source: new File([image], name || "photo"), status: "embedding", message: "" };
-  return { id: id || newId(), added: added || Date.now(), image, status: "ready", message: "" };
+  return { id: id || newId(), added, image: image ?? null, status: "ready", message: "" };
+}
+
+/** The images of the photos restore() showed, read after them: what needs a stored photo's
+ * image or time (embedding it again, saving the project) waits for this. */
+let imagesLoaded = Promise.resolve();
+async function loadImages(classes) {
+  let stored;
+  try {
+    stored = await store.images();
+  } catch (e) {
+    return update({ notice: `Could not read the saved photos (${e.message}).` });
+  }
+  for (const c of classes)
+    for (const photo of c.photos) {
+      const kept = !photo.image && !photo.source && stored.get(photo.id);
+      if (kept) Object.assign(photo, kept);
+    }
+  update({ classes: state.classes });
 }
 
 /** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */
@@ -66,12 +85,14 @@ export async function restore() {
   }
   const settings = { ...saved.settings };
   state.settings = settings;
+  const classes = saved.classes.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map(photoFromStored) }));
   update({
     settings,
     model: saved.model || null,
     training: saved.model?.history ? { running: false, history: saved.model.history, seconds: saved.model.seconds, error: "" } : state.training,
-    classes: saved.classes.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map(photoFromStored) })),
+    classes,
   });
+  imagesLoaded = loadImages(classes);
 }
 
 let metaTimer = null;
@@ -203,8 +224,11 @@ async function lane() {
   for (let next = nextWaiting(); next && state.engine.status === "ready"; next = nextWaiting()) {
     const { photo, classId } = next;
     photo.trying = true;
+    let fresh = false;
     try {
+      if (!photo.image && !photo.source) await imagesLoaded; // a stored photo, embedded again
       const result = await engine.call(Op.AddPhoto, { photo: photo.id, image: photo.image ?? photo.source, store: !photo.image });
+      fresh = !!result.image;
       if (result.image) Object.assign(photo, { image: result.image, source: null });
       photo.status = "ready";
     } catch (e) {
@@ -212,7 +236,7 @@ async function lane() {
       const owner = findClass(classId);
       if (!owner?.photos.includes(photo)) continue; // removed meanwhile
       setProblems(classId, [...(state.problems[classId] || []), `${photo.source?.name || "A photo"}: ${e.message}`]);
-      if (photo.image) Object.assign(photo, { status: "error", message: e.message });
+      if (photo.image || !photo.source) Object.assign(photo, { status: "error", message: e.message }); // kept
       else {
         // Never read: nothing to keep (and its bytes as given are forgotten).
         owner.photos = owner.photos.filter((p) => p !== photo);
@@ -226,7 +250,7 @@ async function lane() {
       photo.trying = false;
     }
     const owner = state.classes.find((c) => c.photos.includes(photo));
-    if (owner && photo.image) {
+    if (owner && fresh) {
       await store.putPhoto(photo, owner.id).catch(async (e) => {
         // Shown as not kept (a reload would not find it), and left out of training.
         Object.assign(photo, { status: "error", message: e.message });
@@ -448,6 +472,7 @@ function currentCard() {
 /** Save the project as one ZIP (projectfile.js): photos, embeddings, model, model card. */
 export async function saveProject() {
   try {
+    await imagesLoaded;
     const stored = new Map((await store.readEmbeddings()).map((e) => [e.id, e]));
     const classes = [];
     for (const c of state.classes) {
@@ -540,7 +565,7 @@ export const install = () => promptInstall?.();
 /** Reload into the new version, once every photo given is stored (a reload would drop those
  * still being read). */
 export function applyUpdate() {
-  if (allPhotos().some(({ photo }) => photo.status === "embedding" && !photo.image)) {
+  if (allPhotos().some(({ photo }) => photo.status === "embedding" && photo.source)) {
     return update({ notice: "Photos are still being added: reload when they are done, so that none is lost." });
   }
   applyNewVersion?.();
@@ -591,7 +616,7 @@ export function movePhoto(fromId, photoId, toId) {
   if (!photo || !to) return;
   from.photos = from.photos.filter((p) => p !== photo);
   to.photos.push(photo);
-  store.putPhoto(photo, to.id).catch((e) => update({ notice: `Could not save the move: ${e.message}` }));
+  store.movePhoto(photo.id, to.id).catch((e) => update({ notice: `Could not save the move: ${e.message}` }));
   classesChanged();
 }
 
