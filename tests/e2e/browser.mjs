@@ -72,13 +72,13 @@ export function shutDown(server) {
   return new Promise((ok) => (server.listening ? server.close(() => ok()) : ok()));
 }
 
-/** A fresh browser profile; webgpu: whether to enable WebGPU. */
-export async function launch({ webgpu = true, userDataDir } = {}) {
+/** A fresh browser profile; webgpu: whether to enable WebGPU; args: more Chromium flags. */
+export async function launch({ webgpu = true, userDataDir, args = [] } = {}) {
   const dir = userDataDir || tempDir("chromium");
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : [])],
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : []), ...args],
     viewport: { width: 1280, height: 800 },
     acceptDownloads: true,
   });

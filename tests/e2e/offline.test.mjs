@@ -15,7 +15,9 @@ test("offline after the first visit, installable, and updated without losing any
   let { server, origin } = await startServer({}, www);
   const port = server.address().port;
   const openPage = pageOpener(origin);
-  const { context, dir } = await launch({ webgpu: false });
+  // Chromium offers installing only after some use of a site; this flag skips the wait, so
+  // that its offer (beforeinstallprompt) comes at once.
+  const { context, dir } = await launch({ webgpu: false, args: ["--bypass-app-banner-engagement-checks"] });
   try {
     const page = await openPage(context, "?device=cpu");
     await page.waitForFunction(() => document.body.dataset.offline === "ready", null, { timeout: 120_000 });
@@ -26,6 +28,8 @@ test("offline after the first visit, installable, and updated without losing any
     assert.deepEqual(installabilityErrors, [], "Chromium's reasons not to offer installing");
     const manifest = await cdp.send("Page.getAppManifest");
     assert.deepEqual(manifest.errors, []);
+    // Chromium offers it, and the page shows its "Install app" button.
+    await page.waitForSelector("#install", { state: "visible", timeout: 60_000 });
     await screenshot(page, "offline-1-online");
 
     // The server goes away. A reload still opens the page, from the service worker.
