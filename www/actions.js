@@ -33,19 +33,23 @@ function photoFromStored({ id, image, added, pending, name }) {
 /** The images of the photos restore() showed, read after them: what needs a stored photo's
  * image or time (embedding it again, saving the project) waits for this. */
 let imagesLoaded = Promise.resolve();
+export const imagesRead = () => imagesLoaded;
+/** Each class's first photos (those its grid shows before it is scrolled) are read first. */
+const FIRST_READ = 60;
 async function loadImages(classes) {
-  let stored;
+  const waiting = (photos) => photos.filter((p) => !p.image && !p.source);
+  const read = async (ids) => {
+    const stored = await store.images(ids);
+    for (const photo of waiting(classes.flatMap((c) => c.photos))) Object.assign(photo, stored.get(photo.id));
+    update({ classes: state.classes });
+  };
   try {
-    stored = await store.images();
+    const first = waiting(classes.flatMap((c) => c.photos.slice(0, FIRST_READ)));
+    if (first.length) await read(first.map((p) => p.id));
+    if (waiting(classes.flatMap((c) => c.photos)).length) await read(null);
   } catch (e) {
-    return update({ notice: `Could not read the saved photos (${e.message}).` });
+    update({ notice: `Could not read the saved photos (${e.message}).` });
   }
-  for (const c of classes)
-    for (const photo of c.photos) {
-      const kept = !photo.image && !photo.source && stored.get(photo.id);
-      if (kept) Object.assign(photo, kept);
-    }
-  update({ classes: state.classes });
 }
 
 /** A photo someone just gave (a file, a webcam frame): stored once the engine has read it. */

@@ -13,4 +13,7 @@ await actions.joinTabs();
 await actions.restore();
 update({});
 startOffline(actions.offline);
+// The engine starts once the photos' images are read: started at once (compiling the wasm
+// module, reading every embedding), it held a 10,000-photo project's thumbnails back by 1 s.
+await actions.imagesRead();
 actions.startEngine(new URLSearchParams(location.search).get("device") || "auto");

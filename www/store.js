@@ -212,13 +212,15 @@ export async function load() {
   return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: (ids.get(c.id) ?? []).map((id) => given.get(id) ?? { id }) })) };
 }
 
-/** Every kept photo's image and time added (not those given but not read yet: load() has
- * them): Map id → { image, added }. */
-export async function images() {
+/** Kept photos' images and times added (not those given but not read yet: load() has them):
+ * Map id → { image, added }, of the photos `ids` or (none given) of every photo. */
+export async function images(ids = null) {
   const t = (await db()).transaction("photos");
-  const request = t.objectStore("photos").getAll();
+  const photos = t.objectStore("photos");
+  const requests = ids ? ids.map((id) => photos.get(id)) : [photos.getAll()];
   await done(t);
-  return new Map(request.result.filter((p) => !p.pending).map((p) => [p.id, { image: p.image, added: p.added }]));
+  const records = ids ? requests.map((r) => r.result).filter(Boolean) : requests[0].result;
+  return new Map(records.filter((p) => !p.pending).map((p) => [p.id, { image: p.image, added: p.added }]));
 }
 
 /** A photo moves to another class: only its record's class changes. */
