@@ -31,23 +31,27 @@ export async function nameClass(page, i, name) {
   await card(page, i).locator(".class-name").fill(name);
 }
 
-/** Photos shown read and kept, per class (not those still being read, nor failed ones). */
-export const counts = (page) => page.$$eval(".class-card", (cards) => cards.map((c) => c.querySelectorAll(".thumb:not(.failed):not(.busy)").length));
+/** Photos read and kept, per class (not those still being read, nor failed ones), as each
+ * class card counts them ("12 photos · 3 to go"): a grid far from the screen holds no
+ * thumbnails, so these are not counted by their elements. */
+const cardCounts = () =>
+  [...document.querySelectorAll(".class-card .count")].map((c) => {
+    const [ready, toGo] = [/^(\d+) photo/, /(\d+) to go/].map((r) => Number(c.textContent.match(r)?.[1] ?? 0));
+    return { ready, toGo };
+  });
+export const counts = (page) => page.evaluate(`(${cardCounts})().map((c) => c.ready)`);
 
-/** Wait until each class shows `expected` photos and none is being embedded; returns the counts. */
+/** Wait until each class shows `expected` photos and none is being embedded; returns the counts
+ * (asked from here: the page's content security policy allows no eval in it). */
 export async function settled(page, expected, timeout = 300_000) {
-  await page
-    .waitForFunction(
-      (expected) => {
-        const cards = [...document.querySelectorAll(".class-card")];
-        const shown = cards.map((c) => c.querySelectorAll(".thumb:not(.failed)").length);
-        return document.querySelectorAll(".thumb.busy").length === 0 && JSON.stringify(shown) === JSON.stringify(expected);
-      },
-      expected,
-      { timeout },
-    )
-    .catch(() => {});
-  return counts(page);
+  const end = Date.now() + timeout;
+  let shown = [];
+  do {
+    shown = await page.evaluate(`(${cardCounts})()`).catch(() => []); // [] while a reload runs
+    if (shown.every((c) => c.toGo === 0) && JSON.stringify(shown.map((c) => c.ready)) === JSON.stringify(expected)) break;
+    await new Promise((wake) => setTimeout(wake, 100));
+  } while (Date.now() < end);
+  return shown.map((c) => c.ready);
 }
 
 /** Drop files on a class card the way a browser does: a drop event carrying a DataTransfer. */
