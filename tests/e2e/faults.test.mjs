@@ -10,7 +10,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { zipSync } from "../../www/vendor/fflate.js";
 import { startServer, launch, screenshot, tempDir } from "./browser.mjs";
-import { photosOf, pageOpener, card, settled, trainAndWait } from "./steps.mjs";
+import { photosOf, pageOpener, card, settled, trainAndWait, storedRecords } from "./steps.mjs";
 
 const { origin } = await startServer();
 const openPage = pageOpener(origin);
@@ -133,21 +133,6 @@ test("a helper worker of the pool ending while photos are embedded: no photo los
     await context.close();
   }
 });
-
-/** What IndexedDB holds: the photo records ({ id, pending }) and the ids of embeddings. */
-function storedRecords(page) {
-  return page.evaluate(
-    () =>
-      new Promise((resolve) => {
-        indexedDB.open("fewshot").onsuccess = ({ target }) => {
-          const t = target.result.transaction(["photos", "embeddings"]);
-          const photos = t.objectStore("photos").getAll();
-          const embeddings = t.objectStore("embeddings").getAllKeys();
-          t.oncomplete = () => resolve({ photos: photos.result.map((p) => ({ id: p.id, pending: !!p.pending })), embeddings: embeddings.result });
-        };
-      }),
-  );
-}
 
 test("a reload in the middle of opening a project keeps one whole project, the old or the new", { timeout: 600_000 }, async () => {
   // A data set ZIP of three folders of 10 photos, made here.

@@ -6,22 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { startServer, launch } from "./browser.mjs";
-import { photosOf, pageOpener, settled, card } from "./steps.mjs";
+import { photosOf, pageOpener, settled, card, storedRecords } from "./steps.mjs";
 
 const { origin } = await startServer();
 const openPage = pageOpener(origin);
-
-/** The photo records' ids by class (in the order added) and the embeddings' ids, as stored. */
-const stored = (page) =>
-  page.evaluate(async () => {
-    const db = await new Promise((ok) => (indexedDB.open("fewshot").onsuccess = (e) => ok(e.target.result)));
-    const t = db.transaction(["photos", "embeddings"]);
-    const photos = t.objectStore("photos").getAll();
-    const embeddings = t.objectStore("embeddings").getAllKeys();
-    await new Promise((ok) => (t.oncomplete = ok));
-    db.close();
-    return { photos: photos.result.map((p) => [p.classId, p.id]), embeddings: embeddings.result.length };
-  });
 
 test("a project kept by the version before opens whole, its pending photo too", { timeout: 600_000 }, async () => {
   const { context } = await launch({ webgpu: false });
@@ -104,9 +92,9 @@ test("a photo moved, a photo removed and a class deleted are so after a reload",
     assert.deepEqual(await settled(page, [2, 2]), [2, 2], "after the reload");
     const shown = await page.$$eval(".class-card", (cards) => cards.map((c) => [...c.querySelectorAll(".thumb")].map((t) => t.dataset.photoId).sort()));
     assert.deepEqual(shown, [[ids[0][1], ids[0][2]].sort(), [ids[1][0], ids[0][0]].sort()]);
-    const kept = await stored(page);
-    assert.deepEqual(kept.photos.sort(), [[classIds[0], ids[0][1]], [classIds[0], ids[0][2]], [classIds[1], ids[1][0]], [classIds[1], ids[0][0]]].sort());
-    assert.equal(kept.embeddings, 4, "the embeddings of the 4 photos kept, no others");
+    const kept = await storedRecords(page);
+    assert.deepEqual(kept.photos.map((p) => [p.classId, p.id]).sort(), [[classIds[0], ids[0][1]], [classIds[0], ids[0][2]], [classIds[1], ids[1][0]], [classIds[1], ids[0][0]]].sort());
+    assert.equal(kept.embeddings.length, 4, "the embeddings of the 4 photos kept, no others");
     console.log("# moved, removed, class deleted: after a reload the 4 photos left where they were put, no other record");
   } finally {
     await context.close();

@@ -54,6 +54,25 @@ export async function settled(page, expected, timeout = 300_000) {
   return shown.map((c) => c.ready);
 }
 
+/** What IndexedDB holds: the photo records ({ id, classId, pending }) and the ids of
+ * embeddings. */
+export function storedRecords(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        indexedDB.open("fewshot").onsuccess = ({ target }) => {
+          const t = target.result.transaction(["photos", "embeddings"]);
+          const photos = t.objectStore("photos").getAll();
+          const embeddings = t.objectStore("embeddings").getAllKeys();
+          t.oncomplete = () => {
+            target.result.close();
+            resolve({ photos: photos.result.map((p) => ({ id: p.id, classId: p.classId, pending: !!p.pending })), embeddings: embeddings.result });
+          };
+        };
+      }),
+  );
+}
+
 /** Drop files on a class card the way a browser does: a drop event carrying a DataTransfer. */
 export async function dropFiles(page, i, paths) {
   const files = paths.map((p) => ({ name: p.split("/").pop(), data: readFileSync(p).toString("base64") }));
