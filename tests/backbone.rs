@@ -27,6 +27,7 @@ fn check_fixtures(engine: &Engine) {
         let want = read_f32(fixtures().join(format!("{name}.embedding.f32")));
         let got = &embeddings[i * 1280..(i + 1) * 1280];
         let error = relative_l2(got, &want);
+        eprintln!("{name}: embedding relative L2 error {error:.1e}");
         assert!(error <= 1e-3, "{name}: embedding relative L2 error {error:.2e} > 1e-3");
 
         let p = &probabilities[i * 1001..(i + 1) * 1001];
@@ -79,5 +80,7 @@ fn the_cpu_kernels_agree_with_burns_operators_feature_maps_included() {
     assert_eq!(maps.len(), want_maps.len());
     let (e, m) = (relative_l2(&embeddings, &want_embeddings), relative_l2(&maps, &want_maps));
     eprintln!("kernels against Burn: embeddings {e:.1e}, feature maps {m:.1e} (relative L2)");
-    assert!(e <= 1e-4 && m <= 1e-4, "embeddings {e:.1e}, feature maps {m:.1e}");
+    // The kernels' 1x1 convolutions compute in integers (inputs rounded to 16 bits a pixel):
+    // about 1e-4 from Burn's f32, within the 1e-3 the fixtures' reference allows.
+    assert!(e <= 1e-3 && m <= 1e-3, "embeddings {e:.1e}, feature maps {m:.1e}");
 }

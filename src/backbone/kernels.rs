@@ -10,7 +10,7 @@
 //! Each kernel is tested against a plain loop below; the whole network against the
 //! fixtures' float reference embeddings (`tests/backbone.rs`).
 
-use wide::{bytemuck, f32x4};
+use wide::{bytemuck, f32x4, i16x8, i32x4, u32x4};
 
 use super::tflite::{ConvOp, Op};
 use super::{checked_convolutions, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES};
@@ -25,6 +25,8 @@ const PANEL: usize = 2 * LANES;
 /// 16 vector registers of SSE2 (and the browser's code generators) with room to spare; 6
 /// pixels (12 accumulators) measured 1.6x slower in Chromium.
 const ROWS: usize = 4;
+// The 1x1 kernel narrows its inputs two pixels at a time, four to a group.
+const _: () = assert!(ROWS == 4);
 /// Pixels a 1x1 convolution takes at a time, so that their inputs stay in cache while every
 /// panel of weights passes over them.
 const TILE: usize = 64;
@@ -74,36 +76,122 @@ fn same(size: usize, stride: usize, kernel: usize) -> (usize, usize) {
     (out, total / 2)
 }
 
+/// Largest weight level of a 1x1 convolution: its weights as integers in `-255..=255`. The
+/// published file's uint8 weights minus their zero point are exactly such integers (taken as
+/// they are: no error); float weights are rounded to them per output channel, as TFLite's own
+/// int8 quantization does.
+const WEIGHT_LEVELS: f32 = 255.0;
+
 /// A 1x1 convolution: `out[p][o] = bias[o] + Σ_i x[p][i] · w[o][i]`, then ReLU6 or the
-/// residual where the file has them.
+/// residual where the file has them; computed in integers.
+///
+/// Each pixel's inputs become 16-bit integers on their own scale (largest value at the most
+/// levels the sums allow without overflowing 32 bits: `levels`), the weights are the file's
+/// integers; products of pairs of inputs are summed by one instruction eight at a time
+/// (`i16x8::dot`: `i32x4.dot_i16x8_s` in the browser, `pmaddwd` natively), twice the
+/// multiply-adds per instruction of f32 SIMD. The sums turn back into f32 with the two scales,
+/// then bias, ReLU6 and the residual.
 pub struct Pointwise {
     inputs: usize,
     outputs: usize,
-    /// `[outputs / PANEL][inputs]` pairs of vectors: a panel's weights for one input, together.
-    packed: Vec<[f32x4; 2]>,
+    /// `[outputs / PANEL][inputs / 2]` pairs of vectors: a panel's weights for two inputs,
+    /// together, each output's two weights side by side (as `dot` pairs them).
+    packed: Vec<[i16x8; 2]>,
+    /// Each output's weight scale: its integer weights times this are the weights.
+    scale: Vec<[f32x4; 2]>,
     bias: Vec<[f32x4; 2]>,
     relu6: bool,
+    /// Levels of a pixel's largest input: `(2^31 - 1) / max_o Σ_i |w[o][i]|`, at most 32767.
+    levels: f32,
 }
 
 impl Pointwise {
-    /// From TFLite weights `[outputs, inputs]`.
-    pub fn new(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, relu6: bool) -> Self {
+    /// From TFLite weights `[outputs, inputs]` and their scale in the file (one, one per
+    /// output, or none for float weights).
+    pub fn new(weight: &[f32], file_scale: &[f32], bias: &[f32], inputs: usize, outputs: usize, relu6: bool) -> Self {
         assert!(inputs.is_multiple_of(LANES) && weight.len() == inputs * outputs && bias.len() == outputs);
+        let row = |o: usize| &weight[o * inputs..(o + 1) * inputs];
+        // The file's scale where its weights lie within the levels on it, else the row's own.
+        let scales: Vec<f32> = (0..outputs)
+            .map(|o| {
+                let largest = row(o).iter().fold(0.0f32, |m, w| m.max(w.abs()));
+                let file = file_scale.get(o).or(file_scale.first()).copied().filter(|s| s.is_finite() && *s > 0.0);
+                match file {
+                    Some(s) if largest / s <= WEIGHT_LEVELS + 0.5 => s,
+                    _ if largest > 0.0 && largest.is_finite() => largest / WEIGHT_LEVELS,
+                    _ => 1.0,
+                }
+            })
+            .collect();
+        let level = |o: usize, i: usize| -> i16 {
+            if o < outputs {
+                (weight[o * inputs + i] / scales[o]).round().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i16
+            } else {
+                0
+            }
+        };
+        let largest_sum =
+            (0..outputs).map(|o| (0..inputs).map(|i| i64::from(level(o, i)).abs()).sum::<i64>()).max().unwrap_or(0);
+        let levels = (i64::from(i32::MAX) / largest_sum.max(1)).min(i64::from(i16::MAX)) as f32;
         let panels = outputs.div_ceil(PANEL);
-        let at = |o: usize, i: usize| if o < outputs { weight[o * inputs + i] } else { 0.0 };
-        let mut packed = Vec::with_capacity(panels * inputs);
+        let mut packed = Vec::with_capacity(panels * inputs / 2);
         for p in 0..panels {
-            for i in 0..inputs {
-                packed.push([vector(p * PANEL, |o| at(o, i)), vector(p * PANEL + LANES, |o| at(o, i))]);
+            for i in (0..inputs).step_by(2) {
+                let pair = |first: usize| i16x8::from(std::array::from_fn::<i16, 8, _>(|l| level(first + l / 2, i + l % 2)));
+                packed.push([pair(p * PANEL), pair(p * PANEL + LANES)]);
             }
         }
-        let b = |o: usize| bias.get(o).copied().unwrap_or(0.0);
-        let bias = (0..panels).map(|p| [vector(p * PANEL, b), vector(p * PANEL + LANES, b)]).collect();
-        Pointwise { inputs, outputs, packed, bias, relu6 }
+        let per = |values: &dyn Fn(usize) -> f32| -> Vec<[f32x4; 2]> {
+            (0..panels).map(|p| [vector(p * PANEL, values), vector(p * PANEL + LANES, values)]).collect()
+        };
+        let scale = per(&|o| scales.get(o).copied().unwrap_or(0.0));
+        let bias = per(&|o| bias.get(o).copied().unwrap_or(0.0));
+        Pointwise { inputs, outputs, packed, scale, bias, relu6, levels }
     }
 
     fn from_op(op: &ConvOp) -> Self {
-        Pointwise::new(&op.weight, &op.bias, op.weight_shape[3], op.weight_shape[0], op.relu6)
+        Pointwise::new(&op.weight, &op.weight_scale, &op.bias, op.weight_shape[3], op.weight_shape[0], op.relu6)
+    }
+
+    /// Each pixel's inputs as integers, two to a `u32` (as `dot` pairs them), `ROWS` pixels
+    /// interleaved (`[pixels / ROWS][inputs / 2][ROWS]`, the last group padded with zeros: one
+    /// vector load gives the kernel a pair of every pixel), and the scale that turns each
+    /// pixel's back.
+    #[inline(never)]
+    fn quantize(&self, x: &[f32], pixels: usize) -> (Vec<u32x4>, Vec<f32>) {
+        let k = self.inputs;
+        let groups = pixels.div_ceil(ROWS);
+        let mut levels = Vec::with_capacity(groups * k / 2);
+        let mut scales = vec![0.0f32; groups * ROWS];
+        // Read unaligned: a caller's plain `&[f32]` (embeddings) need not be aligned.
+        let load = |row: &[f32], j: usize| f32x4::from([row[j], row[j + 1], row[j + 2], row[j + 3]]);
+        for group in 0..groups {
+            // The pixels of the group (the last one again where the map ends, at no levels).
+            let rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                let p = (group * ROWS + r).min(pixels - 1);
+                &x[p * k..(p + 1) * k]
+            });
+            let to_levels: [f32x4; ROWS] = std::array::from_fn(|r| {
+                let largest = (0..k).step_by(LANES).fold(f32x4::ZERO, |m, j| m.fast_max(load(rows[r], j).abs()));
+                let largest = largest.to_array().into_iter().fold(0.0, f32::max);
+                if group * ROWS + r >= pixels || !(largest > 0.0 && largest.is_finite()) {
+                    return f32x4::ZERO; // past the end, all zero or not numbers: the sums are the bias
+                }
+                scales[group * ROWS + r] = largest / self.levels;
+                f32x4::splat(self.levels / largest)
+            });
+            for j in (0..k).step_by(LANES) {
+                let q: [i32x4; ROWS] = std::array::from_fn(|r| (load(rows[r], j) * to_levels[r]).round_int());
+                // Two pixels' four levels each, as 16 bits: pairs (2j, 2j+1) of both pixels.
+                let narrow = |a: i32x4, b: i32x4| -> [u32; 4] {
+                    bytemuck::cast::<_, u32x4>(i16x8::from_i32x8_saturate(bytemuck::cast([a, b]))).to_array()
+                };
+                let (a, b) = (narrow(q[0], q[1]), narrow(q[2], q[3]));
+                levels.push(u32x4::from([a[0], a[2], b[0], b[2]]));
+                levels.push(u32x4::from([a[1], a[3], b[1], b[3]]));
+            }
+        }
+        (levels, scales)
     }
 
     /// `x`: `pixels x inputs` values; returns `pixels x outputs`, plus `residual` (same shape
@@ -113,45 +201,69 @@ impl Pointwise {
     pub fn run(&self, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
         debug_assert_eq!(x.len(), pixels * self.inputs);
         debug_assert_eq!(out.len(), pixels * self.outputs);
-        let panels = self.bias.len();
-        for tile in (0..pixels).step_by(TILE) {
-            let end = (tile + TILE).min(pixels);
-            for panel in 0..panels {
-                let mut p = tile;
-                while p + ROWS <= end {
-                    self.block::<ROWS>(x, p, panel, residual, out);
-                    p += ROWS;
-                }
-                while p < end {
-                    self.block::<1>(x, p, panel, residual, out);
-                    p += 1;
+        let (levels, scales) = self.quantize(x, pixels);
+        let pairs = self.inputs / 2;
+        let groups = pixels.div_ceil(ROWS);
+        for tile in (0..groups).step_by(TILE / ROWS) {
+            for panel in 0..self.bias.len() {
+                for group in tile..(tile + TILE / ROWS).min(groups) {
+                    self.block(&levels[group * pairs..(group + 1) * pairs], &scales, group * ROWS, pixels, panel, residual, out);
                 }
             }
         }
     }
 
-    /// `R` pixels from `p` times one panel of `PANEL` outputs.
+    /// `ROWS` pixels from `p` (those before `pixels`) times one panel of `PANEL` outputs.
     #[inline(always)]
-    fn block<const R: usize>(&self, x: &[f32], p: usize, panel: usize, residual: Option<&[f32]>, out: &mut [f32]) {
-        let k = self.inputs;
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        levels: &[u32x4],
+        scales: &[f32],
+        p: usize,
+        pixels: usize,
+        panel: usize,
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let k = self.inputs / 2;
         let weights = &self.packed[panel * k..(panel + 1) * k];
-        let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(p + r) * k..(p + r + 1) * k]);
-        let mut acc = [self.bias[panel]; R];
-        for (i, &[w0, w1]) in weights.iter().enumerate() {
-            for r in 0..R {
-                let a = f32x4::splat(rows[r][i]);
-                acc[r][0] = a.mul_add(w0, acc[r][0]);
-                acc[r][1] = a.mul_add(w1, acc[r][1]);
+        let mut acc = [[i32x4::ZERO; 2]; ROWS];
+        for (x, &[w0, w1]) in levels.iter().zip(weights) {
+            let x = x.to_array();
+            for r in 0..ROWS {
+                let a: i16x8 = bytemuck::cast(u32x4::splat(x[r]));
+                acc[r][0] += a.dot(w0);
+                acc[r][1] += a.dot(w1);
             }
         }
         let first = panel * PANEL;
         let width = PANEL.min(self.outputs - first);
-        for (r, [a0, a1]) in acc.into_iter().enumerate() {
+        let [s0, s1] = self.scale[panel];
+        let [b0, b1] = self.bias[panel];
+        for (r, [a0, a1]) in acc.into_iter().enumerate().take(pixels.saturating_sub(p)) {
+            let x = f32x4::splat(scales[p + r]);
+            let a0 = f32x4::from_i32x4(a0).mul_add(s0 * x, b0);
+            let a1 = f32x4::from_i32x4(a1).mul_add(s1 * x, b1);
             let (a0, a1) = if self.relu6 { (relu6(a0), relu6(a1)) } else { (a0, a1) };
+            let at = (p + r) * self.outputs + first;
+            if width == PANEL {
+                // Whole panels (every layer but the ImageNet classifier): vector by vector.
+                let store = |dst: &mut [f32], v: f32x4, add: Option<&[f32]>| {
+                    let v = match add {
+                        Some(add) => v + f32x4::from([add[0], add[1], add[2], add[3]]),
+                        None => v,
+                    };
+                    dst[..LANES].copy_from_slice(&v.to_array());
+                };
+                let dst = &mut out[at..at + PANEL];
+                store(&mut dst[..LANES], a0, residual.map(|a| &a[at..at + LANES]));
+                store(&mut dst[LANES..], a1, residual.map(|a| &a[at + LANES..at + PANEL]));
+                continue;
+            }
             let mut values = [0.0f32; PANEL];
             values[..LANES].copy_from_slice(&a0.to_array());
             values[LANES..].copy_from_slice(&a1.to_array());
-            let at = (p + r) * self.outputs + first;
             let dst = &mut out[at..at + width];
             match residual {
                 Some(add) => dst.iter_mut().zip(&values).zip(&add[at..at + width]).for_each(|((d, v), a)| *d = v + a),
@@ -191,30 +303,56 @@ impl Depthwise {
         let v = self.channels / LANES;
         for oy in 0..oh {
             for ox in 0..ow {
-                // Tap by tap over all channels, the sums in the output pixel (in cache): one
-                // clean pass each. (Channel by channel with the sum in a register across the
-                // taps measured slower in the browser: 18 % of the time became 27 %.)
-                let dst = &mut out.data[(oy * ow + ox) * v..(oy * ow + ox + 1) * v];
-                dst.copy_from_slice(&self.bias);
+                // The taps inside the map (all 9 but at the edges), found once a pixel: each
+                // an input pixel's vectors and the tap's weights.
+                let mut taps: [(&[f32x4], &[f32x4]); 9] = [(&[], &[]); 9];
+                let mut n = 0;
                 for ky in 0..3 {
                     let Some(iy) = (oy * self.stride + ky).checked_sub(top).filter(|&y| y < x.height) else { continue };
                     for kx in 0..3 {
                         let Some(ix) = (ox * self.stride + kx).checked_sub(left).filter(|&x_| x_ < x.width) else { continue };
-                        let src = &x.data[(iy * x.width + ix) * v..(iy * x.width + ix + 1) * v];
-                        let w = &self.weight[(ky * 3 + kx) * v..(ky * 3 + kx + 1) * v];
-                        for ((d, &s), &w) in dst.iter_mut().zip(src).zip(w) {
-                            *d = s.mul_add(w, *d);
-                        }
+                        let at = (iy * x.width + ix) * v;
+                        taps[n] = (&x.data[at..at + v], &self.weight[(ky * 3 + kx) * v..(ky * 3 + kx + 1) * v]);
+                        n += 1;
                     }
                 }
-                if self.relu6 {
-                    dst.iter_mut().for_each(|d| *d = relu6(*d));
+                let taps = &taps[..n];
+                // Channels `CHUNK` vectors at a time, their sums in registers across the taps
+                // (one tap over all channels at a time, the sums in memory, took 1.5x the
+                // instructions: a load and a store more per multiply-add).
+                let dst = &mut out.data[(oy * ow + ox) * v..(oy * ow + ox + 1) * v];
+                let mut c = 0;
+                while c + CHUNK <= v {
+                    self.chunk::<CHUNK>(taps, c, &mut dst[c..c + CHUNK]);
+                    c += CHUNK;
+                }
+                while c < v {
+                    self.chunk::<1>(taps, c, &mut dst[c..c + 1]);
+                    c += 1;
                 }
             }
         }
         out
     }
+
+    /// `N` vectors of channels from the `c`-th, summed over `taps`.
+    #[inline(always)]
+    fn chunk<const N: usize>(&self, taps: &[(&[f32x4], &[f32x4])], c: usize, dst: &mut [f32x4]) {
+        let mut acc: [f32x4; N] = std::array::from_fn(|j| self.bias[c + j]);
+        for &(src, w) in taps {
+            let (src, w) = (&src[c..c + N], &w[c..c + N]);
+            for j in 0..N {
+                acc[j] = src[j].mul_add(w[j], acc[j]);
+            }
+        }
+        for (d, a) in dst.iter_mut().zip(acc) {
+            *d = if self.relu6 { relu6(a) } else { a };
+        }
+    }
 }
+
+/// Channel vectors the depthwise kernel sums at a time, in registers.
+const CHUNK: usize = 4;
 
 /// Output vectors of the first convolution: its 32 channels, kept in registers.
 const STEM_VECTORS: usize = 8;
@@ -430,6 +568,29 @@ mod tests {
         out
     }
 
+    /// Runs the 1x1 kernel and a plain f32 loop on the same inputs; every output must be within
+    /// what rounding the inputs to their levels (and float weights to theirs) can explain.
+    fn check_pointwise(x: &[f32], w: &[f32], file_scale: &[f32], b: &[f32], shape: (usize, usize, usize), relu6: bool, add: Option<&[f32]>) {
+        let (pixels, inputs, outputs) = shape;
+        let kernel = Pointwise::new(w, file_scale, b, inputs, outputs, relu6);
+        let mut got = vec![0.0; pixels * outputs];
+        kernel.run(x, pixels, add, &mut got);
+        for p in 0..pixels {
+            let row = &x[p * inputs..(p + 1) * inputs];
+            let step = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / kernel.levels;
+            let want = reference(row, 1, inputs, |o, _, _, i| w[o * inputs + i], b, outputs, 1, 1, false, relu6);
+            for (o, want) in want.iter().enumerate() {
+                let weights = &w[o * inputs..(o + 1) * inputs];
+                let weight_step = if file_scale.is_empty() { weights.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 255.0 } else { 0.0 };
+                let bound: f32 = weights.iter().zip(row).map(|(w, x)| (w.abs() * step + x.abs() * weight_step) / 2.0).sum::<f32>()
+                    + 1e-5 * (1.0 + want.abs());
+                let want = want + add.map_or(0.0, |a| a[p * outputs + o]);
+                let got = got[p * outputs + o];
+                assert!((got - want).abs() <= bound, "pixel {p} output {o}: {got} against {want} (bound {bound})");
+            }
+        }
+    }
+
     #[test]
     fn pointwise_matches_a_plain_loop_with_relu6_residual_and_ragged_sizes() {
         let mut rng = Rng::new(3);
@@ -437,21 +598,27 @@ mod tests {
         for (pixels, inputs, outputs, relu6, residual) in
             [(13, 8, 20, true, false), (64 + 5, 12, 16, false, true), (1, 4, 1001, false, false)]
         {
-            let (x, w, b) = (random(pixels * inputs, &mut rng), random(outputs * inputs, &mut rng), random(outputs, &mut rng));
-            let add = random(pixels * outputs, &mut rng);
-            // A 1-pixel "image" per row: run the reference pixel by pixel.
-            let mut want: Vec<f32> = (0..pixels)
-                .flat_map(|p| {
-                    reference(&x[p * inputs..(p + 1) * inputs], 1, inputs, |o, _, _, i| w[o * inputs + i], &b, outputs, 1, 1, false, relu6)
-                })
-                .collect();
-            if residual {
-                want.iter_mut().zip(&add).for_each(|(v, a)| *v += a);
-            }
-            let mut got = vec![0.0; pixels * outputs];
-            Pointwise::new(&w, &b, inputs, outputs, relu6).run(&x, pixels, residual.then_some(&add[..]), &mut got);
-            close(&got, &want);
+            let (x, b, add) = (random(pixels * inputs, &mut rng), random(outputs, &mut rng), random(pixels * outputs, &mut rng));
+            // Weights as a quantized file holds them (integers times a scale), then as floats.
+            let on_grid: Vec<f32> = (0..outputs * inputs).map(|_| ((rng.next_f32() * 511.0).floor() - 255.0) * 0.01).collect();
+            let add = residual.then_some(&add[..]);
+            check_pointwise(&x, &on_grid, &[0.01], &b, (pixels, inputs, outputs), relu6, add);
+            check_pointwise(&x, &random(outputs * inputs, &mut rng), &[], &b, (pixels, inputs, outputs), relu6, add);
         }
+    }
+
+    #[test]
+    fn pointwise_sums_do_not_overflow_at_the_largest_weights_and_inputs() {
+        // 960 inputs (MobileNetV2's widest) all at the largest level, every weight too: the
+        // sums reach i32::MAX's neighbourhood and must still be exact.
+        let (inputs, outputs) = (960, 8);
+        let w: Vec<f32> = (0..inputs * outputs).map(|i| if i % 3 == 0 { -2.55 } else { 2.55 }).collect();
+        let x = vec![1.5; inputs];
+        for x in [x.clone(), x.iter().map(|v| -v).collect()] {
+            check_pointwise(&x, &w, &[0.01], &vec![0.0; outputs], (1, inputs, outputs), false, None);
+        }
+        let w = vec![2.55; inputs * outputs];
+        check_pointwise(&[1.5; 960], &w, &[0.01], &vec![0.0; outputs], (1, inputs, outputs), false, None);
     }
 
     #[test]

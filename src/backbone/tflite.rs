@@ -19,6 +19,10 @@ pub struct ConvOp {
     /// TFLite layout: `[out, kh, kw, in]`, or `[1, kh, kw, channels]` for depthwise.
     pub weight_shape: Vec<usize>,
     pub weight: Vec<f32>,
+    /// The weights' scale in the file per output channel (one for all of them), or empty for
+    /// float weights or scales along another dimension: the integers a quantized file holds
+    /// are `weight / scale`, which the CPU's 1x1 convolutions compute with.
+    pub weight_scale: Vec<f32>,
     pub bias: Vec<f32>,
     pub stride: usize,
     pub same_padding: bool,
@@ -214,6 +218,11 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
                 Op::Conv(ConvOp {
                     depthwise,
                     weight: weight.dequantize()?,
+                    weight_scale: if weight.scale.len() == 1 || weight.quantized_dimension == 0 {
+                        weight.scale.clone()
+                    } else {
+                        Vec::new()
+                    },
                     weight_shape: weight.shape.clone(),
                     bias: bias.dequantize()?,
                     stride: stride_w as usize,
