@@ -65,6 +65,12 @@ fn vectors(values: &[f32]) -> Vec<f32x4> {
     (0..values.len().div_ceil(LANES)).map(|v| vector(v * LANES, |i| values.get(i).copied().unwrap_or(0.0))).collect()
 }
 
+/// A row of values as vectors, read unaligned (a caller's plain `&[f32]`, embeddings, need not
+/// be aligned): one vector load each, no bounds check per value.
+fn read_vectors(row: &[f32]) -> impl Iterator<Item = f32x4> + '_ {
+    row.chunks_exact(LANES).map(|c| f32x4::from(<[f32; LANES]>::try_from(c).unwrap_or_default()))
+}
+
 fn relu6(v: f32x4) -> f32x4 {
     v.max(f32x4::ZERO).min(f32x4::splat(6.0))
 }
@@ -163,8 +169,7 @@ impl Pointwise {
         let groups = pixels.div_ceil(ROWS);
         let mut levels = Vec::with_capacity(groups * k / 2);
         let mut scales = vec![0.0f32; groups * ROWS];
-        // Read unaligned: a caller's plain `&[f32]` (embeddings) need not be aligned.
-        let load = |row: &[f32], j: usize| f32x4::from([row[j], row[j + 1], row[j + 2], row[j + 3]]);
+        let vectors = read_vectors;
         for group in 0..groups {
             // The pixels of the group (the last one again where the map ends, at no levels).
             let rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
@@ -172,7 +177,7 @@ impl Pointwise {
                 &x[p * k..(p + 1) * k]
             });
             let to_levels: [f32x4; ROWS] = std::array::from_fn(|r| {
-                let largest = (0..k).step_by(LANES).fold(f32x4::ZERO, |m, j| m.fast_max(load(rows[r], j).abs()));
+                let largest = vectors(rows[r]).fold(f32x4::ZERO, |m, v| m.fast_max(v.abs()));
                 let largest = largest.to_array().into_iter().fold(0.0, f32::max);
                 if group * ROWS + r >= pixels || !(largest > 0.0 && largest.is_finite()) {
                     return f32x4::ZERO; // past the end, all zero or not numbers: the sums are the bias
@@ -180,8 +185,9 @@ impl Pointwise {
                 scales[group * ROWS + r] = largest / self.levels;
                 f32x4::splat(self.levels / largest)
             });
-            for j in (0..k).step_by(LANES) {
-                let q: [i32x4; ROWS] = std::array::from_fn(|r| (load(rows[r], j) * to_levels[r]).round_int());
+            let columns = vectors(rows[0]).zip(vectors(rows[1])).zip(vectors(rows[2])).zip(vectors(rows[3]));
+            for (((v0, v1), v2), v3) in columns {
+                let q: [i32x4; ROWS] = std::array::from_fn(|r| ([v0, v1, v2, v3][r] * to_levels[r]).round_int());
                 // Two pixels' four levels each, as 16 bits: pairs (2j, 2j+1) of both pixels.
                 let narrow = |a: i32x4, b: i32x4| -> [u32; 4] {
                     bytemuck::cast::<_, u32x4>(i16x8::from_i32x8_saturate(bytemuck::cast([a, b]))).to_array()
