@@ -97,6 +97,9 @@ impl Learning {
             }
             self.trained = self.trainer.take().map(Trainer::finish);
             self.validator = CrossValidator::new(&self.data, &self.config)?;
+            if let (Some(validator), Some(trained)) = (&mut self.validator, &self.trained) {
+                validator.start_from(&trained.weights);
+            }
             self.studying = Some(Study::new(&self.data, self.config.seed, MAX_REFERENCES));
             // Said before the study and the first fold run, so that a stop skips them at once.
             if let Some(validator) = &self.validator {

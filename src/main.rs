@@ -688,7 +688,7 @@ fn bench(args: &Args) -> Result<()> {
         let trained = train(&data, TrainConfig::default(), |_| true)?;
         let training = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        cross_validate(&data, &TrainConfig::default(), |_, _| true)?;
+        cross_validate(&data, &TrainConfig::default(), Some(&trained.weights), |_, _| true)?;
         let checking = started.elapsed().as_secs_f64();
         println!("{:<50} {:>10} {training:>12.3} {checking:>12.3}", format!("{n} embeddings"), trained.history.len());
     }

@@ -120,12 +120,13 @@ impl Trainer {
     pub fn new(data: &Dataset, config: TrainConfig) -> Result<Self> {
         data.check_trainable()?;
         let photos: Vec<usize> = (0..data.len()).collect();
-        Self::on(data, &photos, config)
+        Self::on(data, &photos, config, None)
     }
 
     /// Train on some photos of `data` (and their variants), for cross-validation: classes
-    /// without a photo among them are allowed and simply never predicted.
-    pub fn on(data: &Dataset, photos: &[usize], config: TrainConfig) -> Result<Self> {
+    /// without a photo among them are allowed and simply never predicted. `start`: weights to
+    /// start from (of this shape), else the seed's random ones.
+    pub fn on(data: &Dataset, photos: &[usize], config: TrainConfig, start: Option<&HeadWeights>) -> Result<Self> {
         config.check()?;
         let samples = data.with_variants(photos);
         let shape = HeadShape { classes: data.labels.len(), hidden: config.hidden_units };
@@ -145,7 +146,10 @@ impl Trainer {
             .collect();
         let penalty = config.penalty.unwrap_or_else(|| auto_penalty(samples.len()));
         let mut objective = Loss::new(shape, x, targets, weights, penalty);
-        let start = HeadWeights::init(shape, &mut Rng::new(config.seed)).to_flat();
+        let start = match start {
+            Some(weights) if weights.shape == shape => weights.to_flat(),
+            _ => HeadWeights::init(shape, &mut Rng::new(config.seed)).to_flat(),
+        };
         let optimizer = Lbfgs::new(&mut objective, start, 1e-5);
         Ok(Trainer { config, labels: data.labels.clone(), photos_per_class: counts, objective, optimizer, history: vec![] })
     }

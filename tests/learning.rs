@@ -40,7 +40,7 @@ fn clothing_small_trains_on_every_photo_and_cross_validates_honestly() {
     let trained = train(&train_data, TrainConfig::default(), |_| true).unwrap();
     assert!(!trained.stopped);
     assert_eq!(trained.photos_per_class, vec![30; 10], "every photo trains");
-    let cv = cross_validate(&train_data, &TrainConfig::default(), |_, _| true).unwrap().unwrap();
+    let cv = cross_validate(&train_data, &TrainConfig::default(), None, |_, _| true).unwrap().unwrap();
     assert_eq!(cv.figures.folds, 5);
     assert_eq!(cv.figures.evaluation.confusion.iter().flatten().sum::<usize>(), 300, "every photo predicted once");
 
