@@ -391,9 +391,15 @@ impl Project {
     }
 }
 
-/// Step learning to the end, reporting each step and yielding between steps so that a stop
-/// request is handled; a step's error stops learning.
+/// How long learning computes before it yields to the worker's other messages (a stop among
+/// them): yielding after every step cost more than the steps at a few hundred photos (637
+/// yields, 0.76 s, to train and check 100 photos in four views each).
+const YIELD_EVERY_MS: f64 = 10.0;
+
+/// Step learning to the end, reporting each step and yielding every `YIELD_EVERY_MS` so that a
+/// stop request is handled; a step's error stops learning.
 async fn run_learning(state: &RefCell<LearningState>, on_progress: Option<Function>) -> Result<(), JsValue> {
+    let mut computing_since = js_sys::Date::now();
     loop {
         let step = state.borrow_mut().step();
         match step {
@@ -406,7 +412,10 @@ async fn run_learning(state: &RefCell<LearningState>, on_progress: Option<Functi
                         return Err(e);
                     }
                 }
-                yield_now().await;
+                if js_sys::Date::now() - computing_since >= YIELD_EVERY_MS {
+                    yield_now().await;
+                    computing_since = js_sys::Date::now();
+                }
             }
             Ok(None) => return Ok(()),
             Err(e) => {
