@@ -169,7 +169,6 @@ impl Pointwise {
         let groups = pixels.div_ceil(ROWS);
         let mut levels = Vec::with_capacity(groups * k / 2);
         let mut scales = vec![0.0f32; groups * ROWS];
-        let vectors = read_vectors;
         for group in 0..groups {
             // The pixels of the group (the last one again where the map ends, at no levels).
             let rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
@@ -177,7 +176,7 @@ impl Pointwise {
                 &x[p * k..(p + 1) * k]
             });
             let to_levels: [f32x4; ROWS] = std::array::from_fn(|r| {
-                let largest = vectors(rows[r]).fold(f32x4::ZERO, |m, v| m.fast_max(v.abs()));
+                let largest = read_vectors(rows[r]).fold(f32x4::ZERO, |m, v| m.fast_max(v.abs()));
                 let largest = largest.to_array().into_iter().fold(0.0, f32::max);
                 if group * ROWS + r >= pixels || !(largest > 0.0 && largest.is_finite()) {
                     return f32x4::ZERO; // past the end, all zero or not numbers: the sums are the bias
@@ -185,7 +184,7 @@ impl Pointwise {
                 scales[group * ROWS + r] = largest / self.levels;
                 f32x4::splat(self.levels / largest)
             });
-            let columns = vectors(rows[0]).zip(vectors(rows[1])).zip(vectors(rows[2])).zip(vectors(rows[3]));
+            let columns = read_vectors(rows[0]).zip(read_vectors(rows[1])).zip(read_vectors(rows[2])).zip(read_vectors(rows[3]));
             for (((v0, v1), v2), v3) in columns {
                 let q: [i32x4; ROWS] = std::array::from_fn(|r| ([v0, v1, v2, v3][r] * to_levels[r]).round_int());
                 // Two pixels' four levels each, as 16 bits: pairs (2j, 2j+1) of both pixels.
