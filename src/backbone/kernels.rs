@@ -129,15 +129,15 @@ impl Pointwise {
                 }
             })
             .collect();
-        let level = |o: usize, i: usize| -> i16 {
-            if o < outputs {
-                (weight[o * inputs + i] / scales[o]).round().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i16
-            } else {
-                0
-            }
-        };
+        // The integer weights, once: the sums' bound and the packing both read them.
+        let integers: Vec<i16> = weight
+            .iter()
+            .enumerate()
+            .map(|(j, w)| (w / scales[j / inputs]).round().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i16)
+            .collect();
+        let level = |o: usize, i: usize| if o < outputs { integers[o * inputs + i] } else { 0 };
         let largest_sum =
-            (0..outputs).map(|o| (0..inputs).map(|i| i64::from(level(o, i)).abs()).sum::<i64>()).max().unwrap_or(0);
+            integers.chunks_exact(inputs.max(1)).map(|row| row.iter().map(|&q| i64::from(q).abs()).sum::<i64>()).max().unwrap_or(0);
         let levels = (i64::from(i32::MAX) / largest_sum.max(1)).min(i64::from(i16::MAX)) as f32;
         let panels = outputs.div_ceil(PANEL);
         let mut packed = Vec::with_capacity(panels * inputs / 2);
