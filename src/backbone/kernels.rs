@@ -363,7 +363,7 @@ fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{bytemuck, f32x4, i16x8, u32x4, Outputs, PANEL, ROWS};
+    use super::{bytemuck, f32x4, i16x8, u32x4, Outputs, Stem, PANEL, ROWS};
 
     /// `Depthwise::run`'s sums for one pixel: `dst`'s channels over `taps`, 8 channels a fused
     /// multiply-add, 32 in registers across the taps.
@@ -400,6 +400,30 @@ mod x86 {
                 dst[c] = bytemuck::cast(_mm256_castps256_ps128(acc));
             }
             c += if two { 2 } else { 1 };
+        }
+    }
+
+    /// `Stem::run` for the output pixel `(oy, ox)`: its 32 channels in four vectors of 8, fused
+    /// multiply-adds over the 27 taps inside the photo.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn stem(stem: &Stem, rgb: &[f32], side: usize, (oy, ox): (usize, usize), (pad, _): (usize, usize), dst: &mut [f32x4]) {
+        let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&stem.bias[2 * j..]));
+        for ky in 0..3 {
+            let Some(iy) = (oy * stem.stride + ky).checked_sub(pad).filter(|&y| y < side) else { continue };
+            for kx in 0..3 {
+                let Some(ix) = (ox * stem.stride + kx).checked_sub(pad).filter(|&x| x < side) else { continue };
+                let at = (iy * side + ix) * 3;
+                for (c, &value) in rgb[at..at + 3].iter().enumerate() {
+                    let (a, w) = (_mm256_set1_ps(value), &stem.weight[(ky * 3 + kx) * 3 + c]);
+                    for j in 0..4 {
+                        acc[j] = _mm256_fmadd_ps(a, join(&w[2 * j..]), acc[j]);
+                    }
+                }
+            }
+        }
+        for (j, acc) in acc.into_iter().enumerate() {
+            let acc = if stem.relu6 { _mm256_min_ps(_mm256_max_ps(acc, _mm256_setzero_ps()), _mm256_set1_ps(6.0)) } else { acc };
+            write(&mut dst[2 * j..], acc);
         }
     }
 
@@ -623,12 +647,25 @@ impl Stem {
     }
 
     /// `rgb`: `side x side` pixels of 3 values (HWC).
-    #[inline(never)]
     pub fn run(&self, rgb: &[f32], side: usize) -> Map {
+        self.run_with(Simd::best(), rgb, side)
+    }
+
+    #[inline(never)]
+    fn run_with(&self, simd: Simd, rgb: &[f32], side: usize) -> Map {
         let (o, pad) = same(side, self.stride, 3);
         let mut out = Map::new(o, o, STEM_VECTORS * LANES);
         for oy in 0..o {
             for ox in 0..o {
+                let at = (oy * o + ox) * STEM_VECTORS;
+                let dst = &mut out.data[at..at + STEM_VECTORS];
+                #[cfg(target_arch = "x86_64")]
+                if simd != Simd::Portable {
+                    // SAFETY: `Simd::available` found AVX2 and FMA on this processor.
+                    unsafe { x86::stem(self, rgb, side, (oy, ox), (pad, o), dst) };
+                    continue;
+                }
+                let _ = simd;
                 let mut acc = self.bias;
                 for ky in 0..3 {
                     let Some(iy) = (oy * self.stride + ky).checked_sub(pad).filter(|&y| y < side) else { continue };
@@ -647,8 +684,7 @@ impl Stem {
                 if self.relu6 {
                     acc = acc.map(relu6);
                 }
-                let at = (oy * o + ox) * STEM_VECTORS;
-                out.data[at..at + STEM_VECTORS].copy_from_slice(&acc);
+                dst.copy_from_slice(&acc);
             }
         }
         out
@@ -893,8 +929,10 @@ mod tests {
         let (side, outputs) = (10, 32);
         let (x, w, b) = (random(side * side * 3, &mut rng), random(outputs * 27, &mut rng), random(outputs, &mut rng));
         let want = reference(&x, side, 3, |o, ky, kx, i| w[((o * 3 + ky) * 3 + kx) * 3 + i], &b, outputs, 3, 2, false, true);
-        let got = Stem::new(&w, &b, outputs, 2, true).run(&x, side);
-        close(got.values(), &want);
+        for simd in Simd::available() {
+            let got = Stem::new(&w, &b, outputs, 2, true).run_with(simd, &x, side);
+            close(got.values(), &want);
+        }
     }
 
     #[test]
