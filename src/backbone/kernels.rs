@@ -221,8 +221,11 @@ impl Pointwise {
             for first in (0..self.bias.len()).step_by(2) {
                 let panel = |p: usize| self.packed.get(p * pairs..(p + 1) * pairs).unwrap_or(&[]);
                 let weights = [panel(first), panel(first + 1)];
-                for group in tile..(tile + TILE / ROWS).min(groups) {
-                    simd.sums(&levels[group * pairs..(group + 1) * pairs], weights, &mut to, group * ROWS, first);
+                // Two groups of pixels at a time (one where the tile ends).
+                let end = (tile + TILE / ROWS).min(groups);
+                for group in (tile..end).step_by(2) {
+                    let levels = |g: usize| if g < end { &levels[g * pairs..(g + 1) * pairs] } else { &[] };
+                    simd.sums([levels(group), levels(group + 1)], weights, &mut to, group * ROWS, first);
                 }
             }
         }
@@ -298,6 +301,8 @@ enum Simd {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     AvxVnni,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
 }
 
 impl Simd {
@@ -312,6 +317,9 @@ impl Simd {
                 if is_x86_feature_detected!("avxvnni") {
                     kinds.push(Simd::AvxVnni);
                 }
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni") {
+                    kinds.push(Simd::Avx512Vnni);
+                }
             }
         }
         kinds
@@ -322,23 +330,28 @@ impl Simd {
         *BEST.get_or_init(|| Simd::available().pop().unwrap_or(Simd::Portable))
     }
 
-    /// `levels` (the group of `ROWS` pixels from `p`, `[inputs / 2]` pairs) times the weights
-    /// of panels `panel` and `panel + 1`, or of the first alone where the second's are empty,
-    /// into `to` (stored where they are made: handing the sums back as a value had copied them
-    /// through memory, 9 % of a photo natively).
+    /// `levels` (two groups of `ROWS` pixels from `p`, each `[inputs / 2]` pairs, or one where
+    /// the second is empty) times the weights of panels `panel` and `panel + 1` (or of the first
+    /// alone, likewise), into `to` (stored where they are made: handing the sums back as a value
+    /// had copied them through memory, 9 % of a photo natively).
     #[inline(always)]
-    fn sums(self, levels: &[u32x4], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
+    fn sums(self, levels: [&[u32x4]; 2], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
+        let groups = levels.into_iter().enumerate().filter(|(_, l)| !l.is_empty());
         match self {
             Simd::Portable => {
-                for (j, weights) in weights.into_iter().enumerate().filter(|(_, w)| !w.is_empty()) {
-                    to.store(portable_sums(levels, weights), p, panel + j);
+                for (g, levels) in groups {
+                    for (j, weights) in weights.into_iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+                        to.store(portable_sums(levels, weights), p + g * ROWS, panel + j);
+                    }
                 }
             }
-            // SAFETY: `available` found these instructions on this processor.
+            // SAFETY (all three): `available` found these instructions on this processor.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { x86::avx2_sums(levels, weights, to, p, panel) },
+            Simd::Avx2 => groups.for_each(|(g, levels)| unsafe { x86::avx2_sums(levels, weights, to, p + g * ROWS, panel) }),
             #[cfg(target_arch = "x86_64")]
-            Simd::AvxVnni => unsafe { x86::avx_vnni_sums(levels, weights, to, p, panel) },
+            Simd::AvxVnni => groups.for_each(|(g, levels)| unsafe { x86::avx_vnni_sums(levels, weights, to, p + g * ROWS, panel) }),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512Vnni => unsafe { x86::avx512_vnni_sums(levels, weights, to, p, panel) },
         }
     }
 }
@@ -451,6 +464,32 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,avxvnni")]
     pub fn avx_vnni_sums(levels: &[u32x4], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
         sums(levels, weights, |acc, x, w| _mm256_dpwssd_avx_epi32(acc, x, w), to, p, panel)
+    }
+
+    /// Two groups of pixels times two panels at a time in 512-bit vectors (a row's two panels
+    /// side by side, 8 sums in registers); fewer (a tile's or a layer's odd last) as above.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    pub fn avx512_vnni_sums(levels: [&[u32x4]; 2], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
+        if levels[1].is_empty() || weights[1].is_empty() {
+            for (g, levels) in levels.into_iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+                sums(levels, weights, |acc, x, w| _mm256_dpwssd_epi32(acc, x, w), to, p + g * ROWS, panel);
+            }
+            return;
+        }
+        let mut acc = [[_mm512_setzero_si512(); ROWS]; 2];
+        for (((x0, x1), w0), w1) in levels[0].iter().zip(levels[1]).zip(weights[0]).zip(weights[1]) {
+            let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load(w0)), load(w1));
+            let x = [x0.to_array(), x1.to_array()];
+            for g in 0..2 {
+                for r in 0..ROWS {
+                    acc[g][r] = _mm512_dpwssd_epi32(acc[g][r], _mm512_set1_epi32(x[g][r] as i32), w);
+                }
+            }
+        }
+        for (g, acc) in acc.into_iter().enumerate() {
+            store(acc.map(|a| _mm512_castsi512_si256(a)), to, p + g * ROWS, panel);
+            store(acc.map(|a| _mm512_extracti64x4_epi64::<1>(a)), to, p + g * ROWS, panel + 1);
+        }
     }
 
     /// `madd(acc, x, w)`: `acc` plus the sums of the products of `x` and `w`'s pairs of 16 bits.
