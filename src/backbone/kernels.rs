@@ -4,7 +4,9 @@
 //!
 //! Activations are NHWC (a pixel's channels side by side), so every kernel runs along
 //! channels in SIMD vectors of 4 (`wide::f32x4`: simd128 in the browser, SSE2 natively),
-//! explicitly, so that the browser build's size-first optimisation cannot turn it scalar.
+//! explicitly, so that the browser build's size-first optimisation cannot turn it scalar;
+//! natively on x86-64 processors with AVX2 the inner loops take 8 channels at a time
+//! instead (`Simd`, found at run time).
 //! Bias, ReLU6, TFLite's SAME padding (one pixel more at the bottom and right for stride 2)
 //! and the residual addition happen inside the kernels: no padded copies, no extra passes.
 //! Each kernel is tested against a plain loop below; the whole network against the
@@ -200,13 +202,14 @@ impl Pointwise {
     }
 
     /// `x`: `pixels x inputs` values; returns `pixels x outputs`, plus `residual` (same shape
-    /// as the output) when given. (Never inlined, here and in the other kernels: one call a
-    /// layer costs nothing, and a profile then tells the kernels apart.)
+    /// as the output) when given.
     pub fn run(&self, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
         self.run_with(Simd::best(), x, pixels, residual, out)
     }
 
-    /// `run` with the instructions `sums` (tests run every kind this machine has).
+    /// `run` with the instructions `simd` (the tests run every kind this machine has). (Never
+    /// inlined, here and in the other kernels: one call a layer costs nothing, and a profile
+    /// then tells the kernels apart.)
     #[inline(never)]
     fn run_with(&self, simd: Simd, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
         assert_eq!(x.len(), pixels * self.inputs);
@@ -290,10 +293,9 @@ type BlockSums = [[i32x4; 2]; ROWS];
 
 /// The SIMD instructions the kernels' inner loops use, by what this processor has. Everywhere
 /// `Portable` (`wide`'s vectors of 128 bits: simd128 in the browser, SSE2 natively); on x86-64
-/// processors with AVX2 and FMA, vectors of 256 bits (`x86`: the 1x1 kernel's sums take a
-/// panel's 8 outputs an instruction, with AVX-VNNI adding the products in the same one; the
-/// depthwise kernel 8 channels a fused multiply-add). Found at run time: one binary runs on
-/// any x86-64.
+/// processors with AVX2 and FMA, vectors of 256 bits (module `x86`), with AVX-VNNI the 1x1
+/// sums' products added in the same instruction, with AVX-512 VNNI those sums in 512 bits.
+/// Found at run time: one binary runs on any x86-64.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Simd {
     Portable,
@@ -369,9 +371,11 @@ fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
     acc
 }
 
-/// The 1x1 kernel's sums in 256-bit vectors: a panel's two weight vectors are one, so each
-/// pair of a pixel's inputs meets a panel's 8 outputs in one instruction; two panels at a
-/// time, 8 sums in registers (4 took 1.2x as long natively: each waited on the one before).
+/// The kernels' inner loops in 256-bit vectors (and the 1x1 sums in 512 where they can be), for
+/// x86-64 processors that have them (`Simd`). The 1x1 sums: a panel's two weight vectors are
+/// one, so each pair of a pixel's inputs meets a panel's 8 outputs in one instruction; two
+/// panels at a time, 8 sums in registers (4 took 1.2x as long natively: each waited on the one
+/// before). Depthwise and the first convolution: 8 channels a fused multiply-add.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -382,7 +386,7 @@ mod x86 {
     /// multiply-add, 32 in registers across the taps.
     #[target_feature(enable = "avx2,fma")]
     pub fn depthwise(taps: &[(&[f32x4], &[f32x4])], bias: &[f32x4], relu6: bool, dst: &mut [f32x4]) {
-        let finish = |v: __m256| if relu6 { _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0)) } else { v };
+        let finish = |v: __m256| if relu6 { clamp6(v) } else { v };
         let v = dst.len();
         let mut c = 0;
         while c + 8 <= v {
@@ -419,7 +423,7 @@ mod x86 {
     /// `Stem::run` for the output pixel `(oy, ox)`: its 32 channels in four vectors of 8, fused
     /// multiply-adds over the 27 taps inside the photo.
     #[target_feature(enable = "avx2,fma")]
-    pub fn stem(stem: &Stem, rgb: &[f32], side: usize, (oy, ox): (usize, usize), (pad, _): (usize, usize), dst: &mut [f32x4]) {
+    pub fn stem(stem: &Stem, rgb: &[f32], side: usize, pad: usize, (oy, ox): (usize, usize), dst: &mut [f32x4]) {
         let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&stem.bias[2 * j..]));
         for ky in 0..3 {
             let Some(iy) = (oy * stem.stride + ky).checked_sub(pad).filter(|&y| y < side) else { continue };
@@ -435,9 +439,16 @@ mod x86 {
             }
         }
         for (j, acc) in acc.into_iter().enumerate() {
-            let acc = if stem.relu6 { _mm256_min_ps(_mm256_max_ps(acc, _mm256_setzero_ps()), _mm256_set1_ps(6.0)) } else { acc };
+            let acc = if stem.relu6 { clamp6(acc) } else { acc };
             write(&mut dst[2 * j..], acc);
         }
+    }
+
+    /// ReLU6.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn clamp6(v: __m256) -> __m256 {
+        _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0))
     }
 
     /// Two vectors of 4 (the first two of `a`) as one of 8.
@@ -546,7 +557,7 @@ mod x86 {
             let x = _mm256_mul_ps(scale, _mm256_set1_ps(to.scales[p + r]));
             let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), x, bias);
             if kernel.relu6 {
-                v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0));
+                v = clamp6(v);
             }
             if let Some(add) = to.residual {
                 let add = &add[at..at + PANEL];
@@ -701,7 +712,7 @@ impl Stem {
                 #[cfg(target_arch = "x86_64")]
                 if simd != Simd::Portable {
                     // SAFETY: `Simd::available` found AVX2 and FMA on this processor.
-                    unsafe { x86::stem(self, rgb, side, (oy, ox), (pad, o), dst) };
+                    unsafe { x86::stem(self, rgb, side, pad, (oy, ox), dst) };
                     continue;
                 }
                 let _ = simd;
