@@ -84,6 +84,13 @@ fn same(size: usize, stride: usize, kernel: usize) -> (usize, usize) {
     (out, total / 2)
 }
 
+/// Where tap `k` of a 3x3 kernel at output position `o` falls along one side of the input
+/// (`size` long, `pad` before its first pixel): its input position, or none in the padding.
+#[inline(always)]
+fn tap(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+    (o * stride + k).checked_sub(pad).filter(|&i| i < size)
+}
+
 /// Largest weight level of a 1x1 convolution: its weights as integers in `-255..=255`. The
 /// published file's uint8 weights minus their zero point are exactly such integers (taken as
 /// they are: no error); float weights are rounded to them per output channel, as TFLite's own
@@ -380,7 +387,7 @@ fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{bytemuck, f32x4, i16x8, u32x4, Outputs, Stem, PANEL, ROWS};
+    use super::{bytemuck, f32x4, i16x8, tap, u32x4, Outputs, Stem, PANEL, ROWS};
 
     /// `Depthwise::run`'s sums for one pixel: `dst`'s channels over `taps`, 8 channels a fused
     /// multiply-add, 32 in registers across the taps.
@@ -426,9 +433,9 @@ mod x86 {
     pub fn stem(stem: &Stem, rgb: &[f32], side: usize, pad: usize, (oy, ox): (usize, usize), dst: &mut [f32x4]) {
         let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&stem.bias[2 * j..]));
         for ky in 0..3 {
-            let Some(iy) = (oy * stem.stride + ky).checked_sub(pad).filter(|&y| y < side) else { continue };
+            let Some(iy) = tap(oy, ky, stem.stride, pad, side) else { continue };
             for kx in 0..3 {
-                let Some(ix) = (ox * stem.stride + kx).checked_sub(pad).filter(|&x| x < side) else { continue };
+                let Some(ix) = tap(ox, kx, stem.stride, pad, side) else { continue };
                 let at = (iy * side + ix) * 3;
                 for (c, &value) in rgb[at..at + 3].iter().enumerate() {
                     let (a, w) = (_mm256_set1_ps(value), &stem.weight[(ky * 3 + kx) * 3 + c]);
@@ -618,9 +625,9 @@ impl Depthwise {
                 let mut taps: [(&[f32x4], &[f32x4]); 9] = [(&[], &[]); 9];
                 let mut n = 0;
                 for ky in 0..3 {
-                    let Some(iy) = (oy * self.stride + ky).checked_sub(top).filter(|&y| y < x.height) else { continue };
+                    let Some(iy) = tap(oy, ky, self.stride, top, x.height) else { continue };
                     for kx in 0..3 {
-                        let Some(ix) = (ox * self.stride + kx).checked_sub(left).filter(|&x_| x_ < x.width) else { continue };
+                        let Some(ix) = tap(ox, kx, self.stride, left, x.width) else { continue };
                         let at = (iy * x.width + ix) * v;
                         taps[n] = (&x.data[at..at + v], &self.weight[(ky * 3 + kx) * v..(ky * 3 + kx + 1) * v]);
                         n += 1;
@@ -718,9 +725,9 @@ impl Stem {
                 let _ = simd;
                 let mut acc = self.bias;
                 for ky in 0..3 {
-                    let Some(iy) = (oy * self.stride + ky).checked_sub(pad).filter(|&y| y < side) else { continue };
+                    let Some(iy) = tap(oy, ky, self.stride, pad, side) else { continue };
                     for kx in 0..3 {
-                        let Some(ix) = (ox * self.stride + kx).checked_sub(pad).filter(|&x| x < side) else { continue };
+                        let Some(ix) = tap(ox, kx, self.stride, pad, side) else { continue };
                         let at = (iy * side + ix) * 3;
                         for (c, &value) in rgb[at..at + 3].iter().enumerate() {
                             let a = f32x4::splat(value);
