@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::backbone::kernels::Network;
+use crate::backbone::kernels::{Instructions, Network};
 use crate::backbone::{pool, tflite, Backbone, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES, KNOWN_SHA256};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -27,23 +27,41 @@ pub struct Engine {
 impl Engine {
     /// Load the backbone from the bytes of its `.tflite` file onto `device`.
     pub fn new(weights: &[u8], device: Device) -> Result<Self> {
-        Self::build(weights, device, false)
+        Self::build(weights, device, None, false)
     }
 
     /// The same with Burn's own operators on any device, the CPU included: what Fewshot ran
     /// before its kernels, kept to compare against (`fewshot bench`, the tests).
     pub fn new_on_burn(weights: &[u8], device: Device) -> Result<Self> {
-        Self::build(weights, device, true)
+        Self::build(weights, device, None, true)
     }
 
-    fn build(weights: &[u8], device: Device, burn: bool) -> Result<Self> {
+    /// On the CPU with Fewshot's kernels on `instructions` rather than the best this processor
+    /// has: to compare them (the tests run the fixtures on each).
+    pub fn new_on_instructions(weights: &[u8], instructions: Instructions) -> Result<Self> {
+        Self::build(weights, crate::device::cpu(), Some(instructions), false)
+    }
+
+    fn build(weights: &[u8], device: Device, instructions: Option<Instructions>, burn: bool) -> Result<Self> {
         let ops = tflite::read_ops(weights)?;
         let backbone = if crate::device::is_cpu(&device) && !burn {
-            Net::Cpu(Box::new(Network::from_ops(&ops)?))
+            let network = Network::from_ops(&ops)?;
+            Net::Cpu(Box::new(match instructions {
+                Some(instructions) => network.with_instructions(instructions),
+                None => network,
+            }))
         } else {
             Net::Burn(Box::new(Backbone::from_ops(&ops, &device)?))
         };
         Ok(Engine { backbone, device, weights_sha256: sha256_hex(weights) })
+    }
+
+    /// The instructions Fewshot's CPU kernels run on; none when the backbone runs on Burn.
+    pub fn instructions(&self) -> Option<Instructions> {
+        match &self.backbone {
+            Net::Cpu(network) => Some(network.instructions()),
+            Net::Burn(_) => None,
+        }
     }
 
     /// Whether the weights are the published MobileNetV2 file; a warning, not an error, since

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use fewshot::backbone::kernels::Instructions;
 use fewshot::backbone::EMBEDDING_DIM;
 use fewshot::dataset::Dataset;
 use fewshot::export::Arithmetic;
@@ -644,10 +645,15 @@ fn bench(args: &Args) -> Result<()> {
     let input: Vec<Vec<f32>> =
         (0..16).map(|_| (0..fewshot::preprocess::INPUT_LEN).map(|_| rng.next_f32() * 2.0 - 1.0).collect()).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut engines = vec![
-        (format!("cpu: Fewshot's kernels ({cores} cores at batch 16)"), Engine::new(&bytes, device::cpu())?),
-        ("cpu: Burn's flex operators (before the kernels)".to_string(), Engine::new_on_burn(&bytes, device::cpu())?),
-    ];
+    // The kernels on the best instructions this processor has, then on the portable ones (the
+    // browser's kind of SIMD) where they differ.
+    let mut kinds = Instructions::available();
+    let best = kinds.pop().expect("the portable instructions are always there");
+    let mut engines = vec![(format!("cpu: Fewshot's kernels, {} ({cores} cores at batch 16)", best.name()), Engine::new(&bytes, device::cpu())?)];
+    if let Some(&portable) = kinds.first() {
+        engines.push((format!("cpu: Fewshot's kernels, {} (128 bits, as in the browser)", portable.name()), Engine::new_on_instructions(&bytes, portable)?));
+    }
+    engines.push(("cpu: Burn's flex operators (before the kernels)".to_string(), Engine::new_on_burn(&bytes, device::cpu())?));
     match device::native_adapter() {
         Some((name, _)) => match pollster::block_on(device::gpu()) {
             Ok(d) => engines.push((format!("gpu: {name}"), Engine::new(&bytes, d)?)),
@@ -658,7 +664,7 @@ fn bench(args: &Args) -> Result<()> {
     if let Ok(only) = std::env::var("FEWSHOT_BENCH_ONLY") {
         engines.retain(|(name, _)| name.contains(&only));
     }
-    println!("{:<50} {:>10} {:>12} {:>12}", "device", "first (s)", "batch 1/s", "batch 16/s");
+    println!("{:<64} {:>10} {:>12} {:>12}", "device", "first (s)", "batch 1/s", "batch 16/s");
     for (name, engine) in engines {
         let started = Instant::now();
         pollster::block_on(engine.warm_up())?;
@@ -673,11 +679,11 @@ fn bench(args: &Args) -> Result<()> {
             }
             rates.push(done as f64 / started.elapsed().as_secs_f64());
         }
-        println!("{name:<50} {first:>10.2} {:>12.1} {:>12.1}", rates[0], rates[1]);
+        println!("{name:<64} {first:>10.2} {:>12.1} {:>12.1}", rates[0], rates[1]);
     }
     // The head: synthetic embeddings of 10 classes, trained to convergence, then
     // cross-validated, as the page does (the browser bench measures the same in wasm).
-    println!("\n{:<50} {:>10} {:>12} {:>12}", "head, 10 classes", "steps", "train (s)", "+ check (s)");
+    println!("\n{:<64} {:>10} {:>12} {:>12}", "head, 10 classes", "steps", "train (s)", "+ check (s)");
     for n in [100, 1000, 10_000] {
         let mut data = Dataset::new((0..10).map(|c| format!("c{c}")).collect());
         for i in 0..n {
@@ -690,7 +696,7 @@ fn bench(args: &Args) -> Result<()> {
         let started = Instant::now();
         cross_validate(&data, &TrainConfig::default(), Some(&trained.weights), |_, _| true)?;
         let checking = started.elapsed().as_secs_f64();
-        println!("{:<50} {:>10} {training:>12.3} {checking:>12.3}", format!("{n} embeddings"), trained.history.len());
+        println!("{:<64} {:>10} {training:>12.3} {checking:>12.3}", format!("{n} embeddings"), trained.history.len());
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! device and on the native wgpu device (Mesa lavapipe in CI).
 
 use fewshot::preprocess::from_rgb224;
+use fewshot::backbone::kernels::Instructions;
 use fewshot::{device, Engine};
 use serde_json::Value;
 
@@ -43,7 +44,13 @@ fn check_fixtures(engine: &Engine) {
 
 #[test]
 fn reproduces_the_reference_on_cpu() {
-    check_fixtures(&Engine::new(&weights(), device::cpu()).unwrap());
+    let engine = Engine::new(&weights(), device::cpu()).unwrap();
+    assert_eq!(engine.instructions(), Instructions::available().pop(), "the best instructions by default");
+    // Every instruction set this processor has, the portable one (the browser's) included.
+    for instructions in Instructions::available() {
+        eprintln!("instructions: {}", instructions.name());
+        check_fixtures(&Engine::new_on_instructions(&weights(), instructions).unwrap());
+    }
 }
 
 #[test]

@@ -365,6 +365,33 @@ impl Simd {
     }
 }
 
+/// A set of instructions the CPU kernels can run on, one this processor has: only
+/// `Instructions::available` makes them, so that no kernel runs on instructions the
+/// processor lacks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Instructions(Simd);
+
+impl Instructions {
+    /// Every set this processor has, best last (the one the kernels take by default).
+    pub fn available() -> Vec<Instructions> {
+        Simd::available().into_iter().map(Instructions).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Simd::Portable if cfg!(target_arch = "wasm32") => "simd128",
+            Simd::Portable if cfg!(target_arch = "x86_64") => "SSE2",
+            Simd::Portable => "128-bit SIMD",
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => "AVX2",
+            #[cfg(target_arch = "x86_64")]
+            Simd::AvxVnni => "AVX-VNNI",
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512Vnni => "AVX-512 VNNI",
+        }
+    }
+}
+
 fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
     let mut acc = [[i32x4::ZERO; 2]; ROWS];
     for (x, &[w0, w1]) in levels.iter().zip(weights) {
@@ -757,21 +784,21 @@ struct Block {
 }
 
 impl Block {
-    fn run(&self, x: &Map) -> Map {
+    fn run(&self, simd: Simd, x: &Map) -> Map {
         let expanded;
         let hidden = match &self.expand {
             Some(expand) => {
                 let mut map = Map::new(x.height, x.width, expand.outputs);
-                expand.run(x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
+                expand.run_with(simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
                 expanded = map;
                 &expanded
             }
             None => x,
         };
-        let y = self.depthwise.run(hidden);
+        let y = self.depthwise.run_with(simd, hidden);
         let mut out = Map::new(y.height, y.width, self.project.outputs);
         let residual = self.residual.then(|| x.values());
-        self.project.run(y.values(), y.pixels(), residual, bytemuck::cast_slice_mut(&mut out.data));
+        self.project.run_with(simd, y.values(), y.pixels(), residual, bytemuck::cast_slice_mut(&mut out.data));
         out
     }
 }
@@ -782,6 +809,7 @@ pub struct Network {
     blocks: Vec<Block>,
     features: Pointwise,
     classifier: Pointwise,
+    simd: Simd,
 }
 
 impl Network {
@@ -802,7 +830,17 @@ impl Network {
             .collect();
         let features = Pointwise::from_op(next());
         let classifier = Pointwise::from_op(next());
-        Ok(Network { stem, blocks, features, classifier })
+        Ok(Network { stem, blocks, features, classifier, simd: Simd::best() })
+    }
+
+    /// The same network on other instructions (to compare them: `fewshot bench`, the tests).
+    pub fn with_instructions(self, instructions: Instructions) -> Self {
+        Network { simd: instructions.0, ..self }
+    }
+
+    /// The instructions its kernels run on.
+    pub fn instructions(&self) -> Instructions {
+        Instructions(self.simd)
     }
 
     /// The last feature map of one photo (`[3, 224, 224]`, channel-major, as preprocessed):
@@ -815,12 +853,12 @@ impl Network {
                 *v = photo[c * plane + i];
             }
         }
-        let mut x = self.stem.run(&rgb, INPUT_SIDE);
+        let mut x = self.stem.run_with(self.simd, &rgb, INPUT_SIDE);
         for block in &self.blocks {
-            x = block.run(&x);
+            x = block.run(self.simd, &x);
         }
         let mut map = Map::new(x.height, x.width, self.features.outputs);
-        self.features.run(x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
+        self.features.run_with(self.simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
         assert_eq!((map.height, map.width), (FEATURE_SIDE, FEATURE_SIDE));
         map
     }
@@ -840,7 +878,7 @@ impl Network {
     pub fn imagenet_logits(&self, embeddings: &[f32]) -> Vec<f32> {
         let n = embeddings.len() / EMBEDDING_DIM;
         let mut out = vec![0.0; n * IMAGENET_CLASSES];
-        self.classifier.run(embeddings, n, None, &mut out);
+        self.classifier.run_with(self.simd, embeddings, n, None, &mut out);
         out
     }
 }

@@ -20,7 +20,8 @@ const rows = (browser.speed?.rows || []).filter((r) => !r.error);
 const row = (test) => rows.find((r) => test(r.name) && r.batch === 1);
 const ms = (r) => r?.medianMs ?? null;
 const perSecond = (r) => r?.photosPerSecond ?? null;
-// `fewshot bench`: "cpu: Fewshot's kernels (…)   first   batch 1/s   batch 16/s".
+// `fewshot bench`: "cpu: Fewshot's kernels, BEST (…)   first   batch 1/s   batch 16/s", the first
+// such row (the best instructions this processor has; the portable ones follow).
 const kernels = /^cpu: Fewshot's kernels.*\s([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$/m.exec(native);
 const tflite = rows.filter((r) => r.name.startsWith("tfjs-tflite"));
 const allCores = rows.find((r) => r.name.startsWith("Fewshot cpu, all cores"));
