@@ -27,29 +27,29 @@ pub struct Engine {
 impl Engine {
     /// Load the backbone from the bytes of its `.tflite` file onto `device`.
     pub fn new(weights: &[u8], device: Device) -> Result<Self> {
-        Self::build(weights, device, None, false)
+        Self::build(weights, device, false)
     }
 
     /// The same with Burn's own operators on any device, the CPU included: what Fewshot ran
     /// before its kernels, kept to compare against (`fewshot bench`, the tests).
     pub fn new_on_burn(weights: &[u8], device: Device) -> Result<Self> {
-        Self::build(weights, device, None, true)
+        Self::build(weights, device, true)
     }
 
     /// On the CPU with Fewshot's kernels on `instructions` rather than the best this processor
     /// has: to compare them (the tests run the fixtures on each).
     pub fn new_on_instructions(weights: &[u8], instructions: Instructions) -> Result<Self> {
-        Self::build(weights, crate::device::cpu(), Some(instructions), false)
+        let mut engine = Self::new(weights, crate::device::cpu())?;
+        if let Net::Cpu(network) = &mut engine.backbone {
+            network.use_instructions(instructions);
+        }
+        Ok(engine)
     }
 
-    fn build(weights: &[u8], device: Device, instructions: Option<Instructions>, burn: bool) -> Result<Self> {
+    fn build(weights: &[u8], device: Device, burn: bool) -> Result<Self> {
         let ops = tflite::read_ops(weights)?;
         let backbone = if crate::device::is_cpu(&device) && !burn {
-            let network = Network::from_ops(&ops)?;
-            Net::Cpu(Box::new(match instructions {
-                Some(instructions) => network.with_instructions(instructions),
-                None => network,
-            }))
+            Net::Cpu(Box::new(Network::from_ops(&ops)?))
         } else {
             Net::Burn(Box::new(Backbone::from_ops(&ops, &device)?))
         };

@@ -209,16 +209,11 @@ impl Pointwise {
     }
 
     /// `x`: `pixels x inputs` values; returns `pixels x outputs`, plus `residual` (same shape
-    /// as the output) when given.
-    pub fn run(&self, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
-        self.run_with(Simd::best(), x, pixels, residual, out)
-    }
-
-    /// `run` with the instructions `simd` (the tests run every kind this machine has). (Never
-    /// inlined, here and in the other kernels: one call a layer costs nothing, and a profile
-    /// then tells the kernels apart.)
+    /// as the output) when given; on the instructions `simd` (the network's; the tests run
+    /// every kind this machine has). (Never inlined, here and in the other kernels: one call a
+    /// layer costs nothing, and a profile then tells the kernels apart.)
     #[inline(never)]
-    fn run_with(&self, simd: Simd, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
+    fn run(&self, simd: Simd, x: &[f32], pixels: usize, residual: Option<&[f32]>, out: &mut [f32]) {
         assert_eq!(x.len(), pixels * self.inputs);
         assert_eq!(out.len(), pixels * self.outputs);
         let (levels, scales) = self.quantize(x, pixels);
@@ -634,12 +629,8 @@ impl Depthwise {
         Depthwise::new(&op.weight, &op.bias, op.weight_shape[3], op.stride, op.relu6)
     }
 
-    pub fn run(&self, x: &Map) -> Map {
-        self.run_with(Simd::best(), x)
-    }
-
     #[inline(never)]
-    fn run_with(&self, simd: Simd, x: &Map) -> Map {
+    fn run(&self, simd: Simd, x: &Map) -> Map {
         assert_eq!(x.channels, self.channels);
         let (oh, top) = same(x.height, self.stride, 3);
         let (ow, left) = same(x.width, self.stride, 3);
@@ -731,12 +722,8 @@ impl Stem {
     }
 
     /// `rgb`: `side x side` pixels of 3 values (HWC).
-    pub fn run(&self, rgb: &[f32], side: usize) -> Map {
-        self.run_with(Simd::best(), rgb, side)
-    }
-
     #[inline(never)]
-    fn run_with(&self, simd: Simd, rgb: &[f32], side: usize) -> Map {
+    fn run(&self, simd: Simd, rgb: &[f32], side: usize) -> Map {
         let (o, pad) = same(side, self.stride, 3);
         let mut out = Map::new(o, o, STEM_VECTORS * LANES);
         for oy in 0..o {
@@ -789,16 +776,16 @@ impl Block {
         let hidden = match &self.expand {
             Some(expand) => {
                 let mut map = Map::new(x.height, x.width, expand.outputs);
-                expand.run_with(simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
+                expand.run(simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
                 expanded = map;
                 &expanded
             }
             None => x,
         };
-        let y = self.depthwise.run_with(simd, hidden);
+        let y = self.depthwise.run(simd, hidden);
         let mut out = Map::new(y.height, y.width, self.project.outputs);
         let residual = self.residual.then(|| x.values());
-        self.project.run_with(simd, y.values(), y.pixels(), residual, bytemuck::cast_slice_mut(&mut out.data));
+        self.project.run(simd, y.values(), y.pixels(), residual, bytemuck::cast_slice_mut(&mut out.data));
         out
     }
 }
@@ -833,9 +820,9 @@ impl Network {
         Ok(Network { stem, blocks, features, classifier, simd: Simd::best() })
     }
 
-    /// The same network on other instructions (to compare them: `fewshot bench`, the tests).
-    pub fn with_instructions(self, instructions: Instructions) -> Self {
-        Network { simd: instructions.0, ..self }
+    /// Run on other instructions than the best (to compare them: `fewshot bench`, the tests).
+    pub fn use_instructions(&mut self, instructions: Instructions) {
+        self.simd = instructions.0;
     }
 
     /// The instructions its kernels run on.
@@ -853,12 +840,12 @@ impl Network {
                 *v = photo[c * plane + i];
             }
         }
-        let mut x = self.stem.run_with(self.simd, &rgb, INPUT_SIDE);
+        let mut x = self.stem.run(self.simd, &rgb, INPUT_SIDE);
         for block in &self.blocks {
             x = block.run(self.simd, &x);
         }
         let mut map = Map::new(x.height, x.width, self.features.outputs);
-        self.features.run_with(self.simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
+        self.features.run(self.simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
         assert_eq!((map.height, map.width), (FEATURE_SIDE, FEATURE_SIDE));
         map
     }
@@ -878,7 +865,7 @@ impl Network {
     pub fn imagenet_logits(&self, embeddings: &[f32]) -> Vec<f32> {
         let n = embeddings.len() / EMBEDDING_DIM;
         let mut out = vec![0.0; n * IMAGENET_CLASSES];
-        self.classifier.run_with(self.simd, embeddings, n, None, &mut out);
+        self.classifier.run(self.simd, embeddings, n, None, &mut out);
         out
     }
 }
@@ -949,7 +936,7 @@ mod tests {
         let kernel = Pointwise::new(w, file_scale, b, inputs, outputs, relu6);
         for simd in Simd::available() {
             let mut got = vec![0.0; pixels * outputs];
-            kernel.run_with(simd, x, pixels, add, &mut got);
+            kernel.run(simd, x, pixels, add, &mut got);
             check_outputs(&kernel, &got, x, w, file_scale, b, shape, relu6, add);
         }
     }
@@ -1012,7 +999,7 @@ mod tests {
             let mut map = Map::new(side, side, channels);
             map.data = vectors(&x);
             for simd in Simd::available() {
-                let got = Depthwise::new(&w, &b, channels, stride, true).run_with(simd, &map);
+                let got = Depthwise::new(&w, &b, channels, stride, true).run(simd, &map);
                 close(got.values(), &want);
             }
         }
@@ -1025,7 +1012,7 @@ mod tests {
         let (x, w, b) = (random(side * side * 3, &mut rng), random(outputs * 27, &mut rng), random(outputs, &mut rng));
         let want = reference(&x, side, 3, |o, ky, kx, i| w[((o * 3 + ky) * 3 + kx) * 3 + i], &b, outputs, 3, 2, false, true);
         for simd in Simd::available() {
-            let got = Stem::new(&w, &b, outputs, 2, true).run_with(simd, &x, side);
+            let got = Stem::new(&w, &b, outputs, 2, true).run(simd, &x, side);
             close(got.values(), &want);
         }
     }
