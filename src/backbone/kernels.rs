@@ -409,7 +409,7 @@ fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{bytemuck, f32x4, i16x8, tap, u32x4, Outputs, Stem, PANEL, ROWS};
+    use super::{bytemuck, f32x4, i16x8, u32x4, Outputs, Stem, PANEL, ROWS};
 
     /// `Depthwise::run`'s sums for one pixel: `dst`'s channels over `taps`, 8 channels a fused
     /// multiply-add, 32 in registers across the taps.
@@ -454,19 +454,12 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub fn stem(stem: &Stem, rgb: &[f32], side: usize, pad: usize, (oy, ox): (usize, usize), dst: &mut [f32x4]) {
         let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&stem.bias[2 * j..]));
-        for ky in 0..3 {
-            let Some(iy) = tap(oy, ky, stem.stride, pad, side) else { continue };
-            for kx in 0..3 {
-                let Some(ix) = tap(ox, kx, stem.stride, pad, side) else { continue };
-                let at = (iy * side + ix) * 3;
-                for (c, &value) in rgb[at..at + 3].iter().enumerate() {
-                    let (a, w) = (_mm256_set1_ps(value), &stem.weight[(ky * 3 + kx) * 3 + c]);
-                    for j in 0..4 {
-                        acc[j] = _mm256_fmadd_ps(a, join(&w[2 * j..]), acc[j]);
-                    }
-                }
+        stem.for_each_tap(rgb, side, pad, (oy, ox), |value, w| {
+            let a = _mm256_set1_ps(value);
+            for j in 0..4 {
+                acc[j] = _mm256_fmadd_ps(a, join(&w[2 * j..]), acc[j]);
             }
-        }
+        });
         for (j, acc) in acc.into_iter().enumerate() {
             let acc = if stem.relu6 { clamp6(acc) } else { acc };
             write(&mut dst[2 * j..], acc);
@@ -721,6 +714,23 @@ impl Stem {
         Stem::new(&op.weight, &op.bias, op.weight_shape[0], op.stride, op.relu6)
     }
 
+    /// `each(value, weights)` for each input value the output pixel `(oy, ox)` sees (those inside
+    /// the photo: 27 but at the edges), with its weights for the 32 channels. (Inlined into each
+    /// instruction set's loop.)
+    #[inline(always)]
+    fn for_each_tap(&self, rgb: &[f32], side: usize, pad: usize, (oy, ox): (usize, usize), mut each: impl FnMut(f32, &[f32x4; STEM_VECTORS])) {
+        for ky in 0..3 {
+            let Some(iy) = tap(oy, ky, self.stride, pad, side) else { continue };
+            for kx in 0..3 {
+                let Some(ix) = tap(ox, kx, self.stride, pad, side) else { continue };
+                let at = (iy * side + ix) * 3;
+                for (c, &value) in rgb[at..at + 3].iter().enumerate() {
+                    each(value, &self.weight[(ky * 3 + kx) * 3 + c]);
+                }
+            }
+        }
+    }
+
     /// `rgb`: `side x side` pixels of 3 values (HWC).
     #[inline(never)]
     fn run(&self, simd: Simd, rgb: &[f32], side: usize) -> Map {
@@ -738,20 +748,12 @@ impl Stem {
                 }
                 let _ = simd;
                 let mut acc = self.bias;
-                for ky in 0..3 {
-                    let Some(iy) = tap(oy, ky, self.stride, pad, side) else { continue };
-                    for kx in 0..3 {
-                        let Some(ix) = tap(ox, kx, self.stride, pad, side) else { continue };
-                        let at = (iy * side + ix) * 3;
-                        for (c, &value) in rgb[at..at + 3].iter().enumerate() {
-                            let a = f32x4::splat(value);
-                            let w = &self.weight[(ky * 3 + kx) * 3 + c];
-                            for (acc, &w) in acc.iter_mut().zip(w) {
-                                *acc = a.mul_add(w, *acc);
-                            }
-                        }
+                self.for_each_tap(rgb, side, pad, (oy, ox), |value, w| {
+                    let a = f32x4::splat(value);
+                    for (acc, &w) in acc.iter_mut().zip(w) {
+                        *acc = a.mul_add(w, *acc);
                     }
-                }
+                });
                 if self.relu6 {
                     acc = acc.map(relu6);
                 }
