@@ -9,9 +9,20 @@ const status = $("status");
 let model = null;
 
 function show({ predictions, unfamiliar }) {
-  const { kind, label } = verdict({ predictions, unfamiliar });
-  $("verdict").textContent =
-    kind === "unfamiliar" ? `None of these (closest: “${label}”)` : kind === "confident" ? `This looks like “${label}”` : "Not sure";
+  const { kind, label, nearLine } = verdict({ predictions, unfamiliar });
+  // "None of these" is the answer: the closest class is not presented as one (no name in
+  // the verdict, bars greyed and said to be no answer), as the Fewshot page words it.
+  const foreign = kind === "unfamiliar";
+  $("verdict").textContent = foreign
+    ? nearLine
+      ? "Probably none of these: this photo is a little unlike the photos the model learned from"
+      : "None of these: this photo looks unlike every class"
+    : kind === "confident"
+      ? `This looks like “${label}”`
+      : "Not sure: no class is confident";
+  $("verdict").dataset.kind = kind;
+  $("bars-note").hidden = !foreign;
+  $("bars").classList.toggle("secondary", foreign);
   $("bars").replaceChildren(
     ...model.labels.map((name) => {
       const p = predictions.find((x) => x.label === name)?.probability ?? 0;
@@ -20,10 +31,19 @@ function show({ predictions, unfamiliar }) {
       text.textContent = `${name} ${Math.round(p * 100)} %`;
       const bar = document.createElement("meter");
       bar.value = p;
+      bar.setAttribute("aria-label", name);
       li.append(text, bar);
       return li;
     }),
   );
+}
+
+/** No answer to show (an error, or the webcam starting). */
+function clear(message) {
+  $("verdict").textContent = message;
+  delete $("verdict").dataset.kind;
+  $("bars-note").hidden = true;
+  $("bars").replaceChildren();
 }
 
 async function classifyFile(file) {
@@ -37,8 +57,7 @@ async function classifyFile(file) {
   try {
     show(await model.classify(file));
   } catch (e) {
-    $("verdict").textContent = e.message;
-    $("bars").replaceChildren();
+    clear(e.message);
   }
 }
 
@@ -55,7 +74,7 @@ async function startWebcam() {
     try {
       show(await model.classify(video));
     } catch (e) {
-      $("verdict").textContent = e.message;
+      clear(e.message);
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -75,6 +94,42 @@ try {
 } catch (e) {
   status.textContent = `Could not load the model: ${e.message}`;
 }
+// After the model (so that the service worker finds the files in the browser's HTTP cache
+// instead of downloading them a second time).
+keepOffline();
+
+/** Offline: the app's own service worker (sw.js, made by the export from app-sw.js) keeps
+ * every file of the app, so that it opens with no server; a newer export found on the server
+ * waits, and is offered as a reload. body[data-offline="ready"] once every file is kept.
+ * Without service workers (an old browser, plain http on another host) it works online. */
+function keepOffline() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
+  let reloading = false;
+  let waiting = null;
+  navigator.serviceWorker.addEventListener("controllerchange", () => reloading && location.reload());
+  $("update").addEventListener("click", () => {
+    reloading = true;
+    waiting?.postMessage("update");
+  });
+  navigator.serviceWorker
+    .register("sw.js")
+    .then((registration) => {
+      const offer = () => {
+        // The first install is not an update: nothing runs an older version.
+        if (!registration.waiting || !navigator.serviceWorker.controller) return;
+        waiting = registration.waiting;
+        $("update").hidden = false;
+      };
+      offer();
+      registration.addEventListener("updatefound", () => {
+        const installing = registration.installing;
+        installing?.addEventListener("statechange", () => installing.state === "installed" && offer());
+      });
+      return navigator.serviceWorker.ready;
+    })
+    .then(() => (document.body.dataset.offline = "ready"))
+    .catch(() => {}); // offline use is a bonus: the app works online without it
+}
 
 $("file").addEventListener("change", (e) => {
   classifyFile(e.target.files[0]);
@@ -91,6 +146,6 @@ $("webcam").addEventListener("click", () => {
   if (stream) return stopWebcam();
   startWebcam().catch((e) => {
     stopWebcam();
-    $("verdict").textContent = `No webcam: ${e.message}`;
+    clear(`No webcam: ${e.message}`);
   });
 });

@@ -1,9 +1,11 @@
 // "Export web app": one ZIP that classifies photos and the webcam on any static server,
 // offline, with nothing from elsewhere: app.html as index.html, the package (the files
-// package.json lists), the weights, the model and its card. `read(path)` gives the bytes of
-// one of this page's own files (the service worker has them, so it works offline too).
+// package.json lists), the weights, the model and its card, and its own service worker
+// (app-sw.js as sw.js, told every other file of the ZIP), so that it opens again with no
+// server. `read(path)` gives the bytes of one of this page's own files (the service worker
+// has them, so it works offline too).
 import { zipSync, strFromU8, strToU8 } from "./vendor/fflate.js";
-import { WEIGHTS_FILE } from "./engine.js";
+import { WEIGHTS_FILE, sha256Hex } from "./engine.js";
 
 /** The ZIP's bytes. */
 export async function webAppZip({ read, model, card }) {
@@ -17,7 +19,18 @@ export async function webAppZip({ read, model, card }) {
     [WEIGHTS_FILE]: [await read(WEIGHTS_FILE), { level: 0 }],
   };
   for (const path of ["app.js", "app.css", ...pkg.files]) files[path] = await read(path);
+  files["sw.js"] = strToU8(await serviceWorker(files, strFromU8(await read("app-sw.js"))));
   return zipSync(files, { level: 6 });
+}
+
+/** The app's service worker: `source` (app-sw.js) after the line that lists every file of
+ * the app and their version (the sha256 of them all: an export that changes nothing keeps
+ * the visitors' copy). */
+async function serviceWorker(files, source) {
+  const paths = Object.keys(files).sort();
+  const bytes = paths.map((path) => (Array.isArray(files[path]) ? files[path][0] : files[path]));
+  const version = (await sha256Hex(await new Blob([JSON.stringify(paths), ...bytes]).arrayBuffer())).slice(0, 16);
+  return `self.APP = ${JSON.stringify({ version, files: paths })};\n${source}`;
 }
 
 function readme(html) {
@@ -30,6 +43,10 @@ function readme(html) {
     "  python3 -m http.server 8000     then open http://localhost:8000",
     "(Opening index.html as a file does not work: browsers run workers and WebAssembly only",
     "from a server. The camera needs https, or localhost.)",
+    "",
+    "After the first visit it opens and works with no network: sw.js keeps every file in the",
+    "visitor's browser (browsers allow that on https, or localhost). Replace the whole folder",
+    "to publish a new export: the page offers to reload into it.",
     "",
     "Serve .wasm files as application/wasm. The page carries its Content-Security-Policy in a",
     "<meta> tag; where you can, also send it as an HTTP header, so that the worker has it too:",

@@ -168,14 +168,37 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   await appPage.goto(appOrigin);
   await appPage.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
   assert.equal(await appPage.textContent("#title"), "hat · pants · shoes");
+  // Its own service worker (sw.js in the ZIP) has kept every file of the app.
+  await appPage.waitForFunction(() => document.body.dataset.offline === "ready", null, { timeout: 120_000 });
   await shutDown(appServer);
-  await appPage.setInputFiles("#file", hat);
-  await appPage.waitForFunction(() => /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent), null, { timeout: 120_000 });
-  assert.match(await appPage.textContent("#verdict"), /This looks like “hat”/);
+  const appFailed = [];
+  appPage.on("requestfailed", (r) => new URL(r.url()).pathname !== "/favicon.ico" && appFailed.push(r.url()));
+  /** The app's verdict on a photo (the old one cleared first, so that the new one is waited for). */
+  const appClassify = async (path) => {
+    await appPage.$eval("#verdict", (v) => (v.textContent = ""));
+    await appPage.setInputFiles("#file", path);
+    await appPage.waitForFunction(() => /looks like|Not sure|none of these/i.test(document.querySelector("#verdict").textContent), null, { timeout: 120_000 });
+    return appPage.textContent("#verdict");
+  };
+  assert.match(await appClassify(hat), /This looks like “hat”/);
+  // "None of these" is the answer: no class is named as one, and the bars say they are none.
+  const appNone = await appClassify(parrot);
+  assert.match(appNone, /^(Probably n|N)one of these/);
+  assert.doesNotMatch(appNone, /hat|pants|shoes|looks like “/);
+  assert.equal(await appPage.isVisible("#bars-note"), true, "the bars are said to be no answer");
+  assert.equal(await appPage.getAttribute("#bars", "class"), "bars secondary");
+  await screenshot(appPage, "8-web-app-none-of-these");
+  // Reloaded with its server gone: it opens from its service worker, and classifies.
+  await appPage.reload();
+  await appPage.waitForFunction(() => document.body.dataset.ready === "true" || /Could not/.test(document.querySelector("#status").textContent), null, { timeout: 300_000 });
+  assert.equal(await appPage.getAttribute("body", "data-ready"), "true", await appPage.textContent("#status"));
+  assert.match(await appClassify(hat), /This looks like “hat”/);
+  assert.equal(await appPage.isVisible("#bars-note"), false);
+  assert.deepEqual(appFailed, [], "the web app's requests that failed with its server gone");
   await screenshot(appPage, "8-web-app");
   await appPage.close();
   rmSync(appDir, { recursive: true, force: true });
-  console.log(`# web app export: ${(webappSize / 1e6).toFixed(1)} MB; served, then used with its server shut down`);
+  console.log(`# web app export: ${(webappSize / 1e6).toFixed(1)} MB; served, then used and reloaded with its server shut down`);
 
   // Only the page's own origin (and the web app's, on its own server).
   const elsewhere = requests.filter((r) => /^https?:/.test(r.url) && !r.url.startsWith(origin) && !r.url.startsWith(appOrigin));

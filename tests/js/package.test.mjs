@@ -3,8 +3,10 @@
 // page, where all of www/ is served, and breaks only in a web developer's page.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, dirname, normalize } from "node:path";
+import { unzipSync, strFromU8 } from "../../www/vendor/fflate.js";
+import { webAppZip } from "../../www/webapp.js";
 
 const WWW = new URL("../../www/", import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(join(WWW, "package.json"), "utf8"));
@@ -40,4 +42,22 @@ test("every module the package or the web app loads is in the package", () => {
   assert.deepEqual(missing, []);
   // The check itself sees imports: the worker loads the wasm glue and the store.
   assert.ok(loads("worker.js").includes("pkg/fewshot.js") && loads("worker.js").includes("store.js"));
+});
+
+test("the exported web app's service worker keeps every file of the app, and only those", async () => {
+  // pkg/ and the weights are built later than these tests may run: their names stand in.
+  const read = async (path) => (existsSync(join(WWW, path)) ? new Uint8Array(readFileSync(join(WWW, path))) : new TextEncoder().encode(path));
+  const exported = (model) => webAppZip({ read, model, card: "# card" });
+  const files = unzipSync(await exported(new Uint8Array([1, 2, 3])));
+  const [, listed] = strFromU8(files["sw.js"]).match(/^self\.APP = (.*);\n/);
+  const app = JSON.parse(listed);
+  assert.deepEqual(app.files, Object.keys(files).filter((f) => f !== "sw.js").sort());
+  for (const f of ["index.html", "app.js", "app.css", "model.fewshot", "worker.js", "pkg/fewshot_bg.wasm"]) assert.ok(app.files.includes(f), f);
+  assert.ok(strFromU8(files["sw.js"]).endsWith(readFileSync(join(WWW, "app-sw.js"), "utf8")), "app-sw.js follows the list");
+  assert.match(strFromU8(files["app.js"]), /serviceWorker\s*\.register\("sw\.js"\)/);
+  // Its version follows what is in the app: the same export keeps it, another model changes it.
+  const again = JSON.parse(strFromU8(unzipSync(await exported(new Uint8Array([1, 2, 3])))["sw.js"]).match(/^self\.APP = (.*);\n/)[1]);
+  const other = JSON.parse(strFromU8(unzipSync(await exported(new Uint8Array([1, 2, 4])))["sw.js"]).match(/^self\.APP = (.*);\n/)[1]);
+  assert.equal(again.version, app.version);
+  assert.notEqual(other.version, app.version);
 });
