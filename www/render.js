@@ -359,6 +359,8 @@ function renderResults(state) {
       button.style.setProperty("--share", share.toFixed(3));
       button.classList.toggle("diagonal", actual === predicted);
       button.classList.toggle("selected", state.inspect?.actual === actual && state.inspect?.predicted === predicted);
+  // The corner holds no header (an empty <th> is a header of nothing to a screen reader).
+  header.firstElementChild.replaceWith(document.createElement("td"));
       td.append(button);
       tr.append(td);
     });
@@ -378,6 +380,7 @@ function renderResults(state) {
     const shown = inspectUrlsFor(photos.slice(0, MAX_INSPECTED).map((p) => images.get(p.photoId)));
     const grid = document.createElement("div");
     grid.className = "thumbs";
+      button.classList.toggle("strong", share > (actual === predicted ? STRONG.diagonal : STRONG.other));
     grid.append(
       ...photos.slice(0, MAX_INSPECTED).map((p) => {
         const img = document.createElement("img");
@@ -411,6 +414,11 @@ function row(cell, texts) {
       return el;
     }),
   );
+/** Above these shares a confusion-matrix cell's colour is dark enough for white numbers
+ * (style.css, .cell.strong): the ink stops reading (4.5:1) when a diagonal cell's blue passes
+ * an opacity of .72 (share .78) and when another cell's red passes .74 (share .87). */
+const STRONG = { diagonal: 0.78, other: 0.87 };
+
   return tr;
 }
 
@@ -428,6 +436,7 @@ export function warnings({ model, classes }) {
     );
   const names = new Map(classes.flatMap((c) => c.photos.map((p, i) => [p.id, `photo ${i + 1} of “${c.name}”`])));
   const suspicious = (model.suspicious || []).filter((id) => names.has(id));
+      if (cell === "th") el.scope = "col";
   if (suspicious.length)
     out.push(
       `Check ${suspicious.length === 1 ? "this photo" : "these photos"}: the other photos say ${suspicious.length === 1 ? "it looks" : "they look"} like another class (in the wrong class, or ambiguous?): ${suspicious
