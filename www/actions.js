@@ -60,9 +60,21 @@ function newPhoto(source, added) {
 /** This tab's part when the project is open in several (tabs.js): the first edits, the others
  * follow what it stores, and take over when it closes. */
 export function joinTabs() {
-  const reload = async () => {
-    await restore();
-    if (state.engine.status === "ready") await seedEngine();
+  // One reload at a time, and one more after it when the other tab wrote meanwhile: two
+  // reloads side by side could end in the wrong order, the older one's list of photos not yet
+  // embedded (markWaiting) marking the newer one's photos as waiting for ever.
+  let reloading = null;
+  let again = false;
+  const reload = () => {
+    again = true;
+    reloading ??= (async () => {
+      while (again) {
+        again = false;
+        await restore();
+        if (state.engine.status === "ready") await seedEngine();
+      }
+    })().finally(() => (reloading = null));
+    return reloading;
   };
   return tabs.joinTabs({
     onLead: () => {
@@ -139,10 +151,13 @@ export function startEngine(device) {
 /** Hand the engine the project: settings, classes, the model; it reads the stored embeddings
  * itself and says which photos still need embedding. */
 async function seedEngine() {
-  await applySettings(state.settings);
+  // Which photos wait is said once, by the engine's Restore, after it has these classes: its
+  // answer to the settings is about the classes it had before (in a tab that follows another,
+  // photos not embedded then, marked as waiting for ever).
+  await applySettings(state.settings, { mark: false });
   await syncClasses();
   // A tab that follows another cleans nothing: what looks orphaned may be half-written there.
-  markWaiting((await engine.call(Op.Restore, { clean: !state.readOnly })).waiting);
+  markWaiting((await engine.call(Op.Restore, { clean: !state.readOnly })).waiting, { exact: true });
   if (state.model?.bytes) {
     try {
       await engine.call(Op.SetModel, { bytes: state.model.bytes });
@@ -176,10 +191,15 @@ async function restart(error, device) {
 engine.onFatal = (error) => recover(error);
 
 /** The photos the engine has no embeddings for, after a settings change or a restore, are
- * embedded (again). */
-function markWaiting(ids) {
+ * embedded (again). `exact`: the list is the whole truth (Op.Restore), so a kept photo shown as
+ * waiting that the engine has is ready (a photo being read now, or given and not read yet, is
+ * left as it is). */
+function markWaiting(ids, { exact = false } = {}) {
   const waiting = new Set(ids);
-  for (const { photo } of allPhotos()) if (waiting.has(photo.id) && photo.status === "ready") photo.status = "embedding";
+  for (const { photo } of allPhotos()) {
+    if (waiting.has(photo.id) && photo.status === "ready") photo.status = "embedding";
+    else if (exact && !waiting.has(photo.id) && photo.status === "embedding" && !photo.source && !photo.trying) photo.status = "ready";
+  }
   update({});
 }
 
@@ -198,10 +218,10 @@ async function syncClasses() {
 }
 
 /** Give the engine the person's settings (only those they changed); refused ones are said. */
-async function applySettings(settings) {
+async function applySettings(settings, { mark = true } = {}) {
   const { waiting, viewsKey } = await engine.call(Op.SetSettings, { settings });
   state.viewsKey = viewsKey;
-  markWaiting(waiting);
+  if (mark) markWaiting(waiting);
 }
 
 /** Photos in the worker at once: one more than it has engines to embed them (pool.js), so
