@@ -260,23 +260,26 @@ ensure_probe_venv() {
   fi
 }
 
-# "None of these" measured: a model of all of clothing-small, its test photos (how many of its
-# own kind it flags) and 31 photos from elsewhere (the fixtures' five and the 26 that
-# scikit-image ships), into target/bench/learning.json.
+# "None of these" measured at 5, 10 and 30 photos a class of clothing-small (3 draws each): how
+# many of its test photos it flags, of those photos changed as a person's own photos differ from
+# catalogue shots (tests/probe/harder.py: another crop, other light, a tilt, a background, a poor
+# camera), and of 31 photos from elsewhere (the fixtures' five and the 26 that scikit-image
+# ships), into target/bench/learning.json.
 learning_bench() {
   ensure_probe_venv
-  if ! "$PROBE_VENV/bin/python" -c "import skimage" 2>/dev/null; then
-    say "installing scikit-image, for the sample photos it ships (pip, into target/venv)"
-    "$PROBE_VENV/bin/pip" install -q scikit-image
+  if ! "$PROBE_VENV/bin/python" -c "import skimage, PIL" 2>/dev/null; then
+    say "installing scikit-image and Pillow, for the sample photos and the harder check (pip, into target/venv)"
+    "$PROBE_VENV/bin/pip" install -q scikit-image pillow
   fi
-  local foreign=$ROOT/target/bench/foreign data=../shared/datasets/clothing-small samples
+  local foreign=$ROOT/target/bench/foreign harder=$ROOT/target/bench/harder data=../shared/datasets/clothing-small samples
   samples=$("$PROBE_VENV/bin/python" -c "import os, skimage.data; print(os.path.dirname(skimage.data.__file__))")
-  rm -rf "$foreign" && mkdir -p "$foreign"
+  rm -rf "$foreign" "$harder" && mkdir -p "$foreign"
   cp ../shared/fixtures/images/*.bmp ../shared/fixtures/images/*.jpg "$samples"/*.png "$samples"/*.jpg "$foreign/"
-  cargo run -q -- eval --train "$data/train" --test "$data/test" --foreign "$foreign" --device cpu --json \
-    > target/bench/learning.json
-  node -e 'const r = JSON.parse(require("fs").readFileSync("target/bench/learning.json")).results.at(-1);
-console.log(`"none of these" flagged ${(100 * r.unfamiliar_flagged).toFixed(1)} % of the photos from elsewhere, ${(100 * r.familiar_flagged).toFixed(1)} % of the test photos`)'
+  "$PROBE_VENV/bin/python" tests/probe/harder.py "$data/test" "$harder" >/dev/null
+  cargo run -q -- eval --train "$data/train" --test "$data/test" --harder "$harder" --foreign "$foreign" \
+    --shots 5,10,30 --repeats 3 --device cpu --json > target/bench/learning.json
+  node -e 'for (const r of JSON.parse(require("fs").readFileSync("target/bench/learning.json")).results)
+  console.log(`"none of these" at ${r.shots} photos a class flagged ${(100 * r.unfamiliar_flagged).toFixed(1)} % of the photos from elsewhere, ${(100 * r.familiar_flagged).toFixed(1)} % of the test photos, ${(100 * r.familiar_flagged_hard).toFixed(1)} % of the harder ones`)'
 }
 
 probe() {

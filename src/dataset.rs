@@ -103,6 +103,29 @@ impl Dataset {
         &self.embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
     }
 
+    /// Every view of photo `i`: the photo's own embedding, then its variants in the order added.
+    pub fn views_of(&self, i: usize) -> Vec<&[f32]> {
+        let variants = self.variant_of.iter().enumerate().filter(|&(_, &of)| of == i);
+        std::iter::once(self.embedding(i)).chain(variants.map(|(v, _)| &self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM])).collect()
+    }
+
+    /// Every photo's views, one photo after the other (`[n * views * 1280]`), and how many views
+    /// a photo has; `None` when photos have different numbers of views.
+    pub fn photos_with_views(&self) -> Option<(Vec<f32>, usize)> {
+        let mut by_photo: Vec<Vec<usize>> = vec![vec![]; self.len()];
+        self.variant_of.iter().enumerate().for_each(|(v, &of)| by_photo[of].push(v));
+        let views = 1 + by_photo.first().map_or(0, Vec::len);
+        if by_photo.iter().any(|v| v.len() + 1 != views) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.len() * views * EMBEDDING_DIM);
+        for (i, variants) in by_photo.iter().enumerate() {
+            out.extend_from_slice(self.embedding(i));
+            variants.iter().for_each(|&v| out.extend_from_slice(&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM]));
+        }
+        Some((out, views))
+    }
+
     /// Photos per class.
     pub fn counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.labels.len()];

@@ -244,11 +244,16 @@ impl Classifier {
         Ok(Evaluation::new(&data.labels, &data.targets, &predicted))
     }
 
-    /// For each of `[n * 1280]` embeddings, how unlike the training photos it is ("none of
-    /// these"); `None` for a model without the training photos' fingerprints.
-    pub fn judge(&self, embeddings: &[f32]) -> Result<Option<Vec<Unfamiliarity>>> {
+    /// For each photo of `[n * views * 1280]` embeddings (each photo's views one after the
+    /// other, the first as framed), how unlike the training photos it is ("none of these", by
+    /// its best view: [`crate::familiar`]); `None` for a model without the training photos'
+    /// fingerprints.
+    pub fn judge(&self, embeddings: &[f32], views: usize) -> Result<Option<Vec<Unfamiliarity>>> {
         check_embeddings(embeddings)?;
-        Ok(self.model.familiarity.as_ref().map(|f| f.judge(embeddings)))
+        if views == 0 || embeddings.len() % (views * EMBEDDING_DIM) != 0 {
+            return Err(Error::BadConfig(format!("{} values are not whole photos of {views} views", embeddings.len())));
+        }
+        Ok(self.model.familiarity.as_ref().map(|f| f.judge(embeddings, views)))
     }
 
     /// Where in the photo the head saw `class`: its logit for each of the 7x7 regions of a

@@ -6,7 +6,7 @@
 //! fewshot train DIR -o MODEL                        train a head on DIR/<class>/<photos>
 //! fewshot predict --model MODEL IMAGE...
 //! fewshot bench                                     photos per second on cpu and gpu
-//! fewshot embed DIR -o FILE.json                    embeddings (and mirrored ones) of DIR/<class>/<photos>
+//! fewshot embed DIR -o FILE.json                    every view's embedding of DIR/<class>/<photos>
 //! fewshot export MODEL --format tflite -o FILE [--arithmetic float|quantized]   a standalone .tflite file (LiteRT)
 //! common: --device cpu|gpu  --weights PATH  --framing crop|pad
 //! ```
@@ -33,7 +33,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 const USAGE: &str = "usage:
   fewshot classify IMAGE...
-  fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--foreign DIR] [--seed S] [--json]
+  fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--foreign DIR] [--harder DIR] [--seed S] [--json]
   fewshot train DIR -o MODEL [--hidden N] [--penalty P]
   fewshot predict --model MODEL IMAGE...
   fewshot bench [--photos N]
@@ -156,7 +156,7 @@ fn run(args: Result<Args>) -> Result<Done> {
             classify(&args)
         }
         "eval" => {
-            args.check_known(&["train", "test", "shots", "repeats", "seed", "--json", "hidden", "penalty", "foreign"])?;
+            args.check_known(&["train", "test", "shots", "repeats", "seed", "--json", "hidden", "penalty", "foreign", "harder"])?;
             eval(&args).map(|()| Done::default())
         }
         "train" => {
@@ -351,20 +351,25 @@ fn embed_folder(engine: &Engine, views: &[Preprocess], dir: &Path) -> Result<Dat
 fn embed_command(args: &Args) -> Result<()> {
     let dir = args.positional.first().ok_or_else(|| Error::BadConfig(format!("embed needs a folder\n{USAGE}")))?;
     let out = args.get("o").or(args.get("output")).ok_or_else(|| Error::BadConfig(format!("embed needs -o FILE\n{USAGE}")))?;
-    let mirrored_views = views(Seeing { mirror: true, zoom: false, ..seeing(args)? });
+    // Every view the page learns (as framed, its mirror image, the closer view and its mirror,
+    // as --mirror and --zoom say), as the backbone gives them (a Dataset would scale them as the
+    // head reads them): "embedding" is the first, "views" all of them in that order.
+    let every_view = views(seeing(args)?);
     let engine = engine(args)?;
     let (labels, files) = class_folders(Path::new(dir))?;
-    // The photo's own view, then its mirror image; as the backbone gives them (a Dataset would
-    // scale them as the head reads them).
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    let own = embed_files(&engine, mirrored_views[0], &paths, &format!("embedding {dir}"))?;
-    let mirrored = embed_files(&engine, mirrored_views[1], &paths, &format!("embedding {dir} (mirror images)"))?;
+    let embedded: Vec<Vec<f32>> = every_view
+        .iter()
+        .enumerate()
+        .map(|(v, &view)| embed_files(&engine, view, &paths, &format!("embedding {dir} (view {} of {})", v + 1, every_view.len())))
+        .collect::<Result<_>>()?;
     let row = |all: &[f32], i: usize| all[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].to_vec();
     let photos: Vec<serde_json::Value> = files
         .iter()
         .enumerate()
         .map(|(i, (path, class))| {
-            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": row(&own, i), "mirrored": row(&mirrored, i) })
+            let views: Vec<Vec<f32>> = embedded.iter().map(|all| row(all, i)).collect();
+            serde_json::json!({ "file": path.display().to_string(), "class": class, "embedding": views[0], "views": views })
         })
         .collect();
     let json = serde_json::json!({ "labels": labels, "photos": photos });
@@ -453,8 +458,17 @@ fn eval(args: &Args) -> Result<()> {
     let started = Instant::now();
     let all_train = embed_folder(&engine, &views, Path::new(train_dir))?;
     let test_data = embed_folder(&engine, &views, Path::new(test_dir))?;
+    // Photos from elsewhere, in every view a prediction uses (flagged by the best, as the page does).
     let foreign = match args.get("foreign") {
-        Some(dir) => Some(embed_files(&engine, views[0], &images_in(Path::new(dir))?, "embedding foreign photos")?),
+        Some(dir) => {
+            let paths = images_in(Path::new(dir))?;
+            let embedded = views.iter().map(|&v| embed_files(&engine, v, &paths, "embedding foreign photos")).collect::<Result<Vec<_>>>()?;
+            Some((0..paths.len()).flat_map(|i| embedded.iter().flat_map(move |e| e[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].iter().copied())).collect::<Vec<f32>>())
+        }
+        None => None,
+    };
+    let harder = match args.get("harder") {
+        Some(dir) => Some(embed_folder(&engine, &views, Path::new(dir))?),
         None => None,
     };
     let embed_seconds = started.elapsed().as_secs_f64();
@@ -464,12 +478,15 @@ fn eval(args: &Args) -> Result<()> {
             all_train.labels, test_data.labels
         )));
     }
+    let whole_photos = |data: &Dataset| data.photos_with_views().ok_or_else(|| Error::Internal("photos embedded in different numbers of views".into()));
+    let (test_views, _) = whole_photos(&test_data)?;
+    let harder_views = harder.as_ref().map(whole_photos).transpose()?;
     let mut results = vec![];
     let mut last = None;
     for &k in &shots {
         let mut accuracies = vec![];
         let mut estimates = vec![];
-        let (mut familiar_flagged, mut unfamiliar_flagged) = (vec![], vec![]);
+        let (mut familiar_flagged, mut unfamiliar_flagged, mut harder_flagged) = (vec![], vec![], vec![]);
         let mut draws = vec![];
         let mut learn_seconds = 0.0;
         for r in 0..repeats {
@@ -486,11 +503,14 @@ fn eval(args: &Args) -> Result<()> {
             let evaluation = classifier.evaluate(&test_data)?;
             accuracies.push(evaluation.accuracy);
             let flagged = |embeddings: &[f32]| -> Result<Option<f32>> {
-                Ok(classifier.judge(embeddings)?.map(|j| j.iter().filter(|u| u.unfamiliar).count() as f32 / j.len() as f32))
+                Ok(classifier.judge(embeddings, views.len())?.map(|j| j.iter().filter(|u| u.unfamiliar).count() as f32 / j.len() as f32))
             };
-            familiar_flagged.extend(flagged(&test_data.embeddings)?);
+            familiar_flagged.extend(flagged(&test_views)?);
             if let Some(foreign) = &foreign {
                 unfamiliar_flagged.extend(flagged(foreign)?);
+            }
+            if let Some((harder, _)) = &harder_views {
+                harder_flagged.extend(flagged(harder)?);
             }
             estimates.push(classifier.model.info.validation.as_ref().map(|v| v.evaluation.accuracy));
             last = Some((data.len(), evaluation, classifier.model));
@@ -500,6 +520,7 @@ fn eval(args: &Args) -> Result<()> {
         let label = k.map_or("all photos".to_string(), |k| format!("{k} a class"));
         let (familiar, _) = mean_and_sd(&familiar_flagged);
         let (unfamiliar, _) = mean_and_sd(&unfamiliar_flagged);
+        let (harder_share, _) = mean_and_sd(&harder_flagged);
         if !args.flag("--json") {
             println!(
                 "{label:>12}: test accuracy {:.1} % ± {:.1} over {repeats} draw{} ({:.2} s learning each: train, cross-validate, study){}",
@@ -510,9 +531,10 @@ fn eval(args: &Args) -> Result<()> {
                 model.info.validation.as_ref().map_or(String::new(), |v| format!("; the page would say {}", v.summary())),
             );
             println!(
-                "{:>12}  \"none of these\" flagged {:.1} % of the test photos{}",
+                "{:>12}  \"none of these\" flagged {:.1} % of the test photos{}{}",
                 "",
                 familiar * 100.0,
+                if harder.is_some() { format!(", {:.1} % of the --harder photos", harder_share * 100.0) } else { String::new() },
                 if foreign.is_some() { format!(", {:.1} % of the --foreign photos", unfamiliar * 100.0) } else { String::new() }
             );
         }
@@ -521,6 +543,7 @@ fn eval(args: &Args) -> Result<()> {
             "cross_validated": estimates, "learn_seconds": learn_seconds / repeats as f64,
             "last_per_class": evaluation.per_class,
             "familiar_flagged": familiar, "unfamiliar_flagged": foreign.as_ref().map(|_| unfamiliar),
+            "familiar_flagged_hard": harder.as_ref().map(|_| harder_share),
             "draws": draws,
         }));
     }
@@ -605,7 +628,8 @@ fn predict(args: &Args) -> Result<Done> {
         };
         let predictions = &classifier.predict(&embedding)?;
         let shown: Vec<String> = predictions.iter().map(|p| format!("{} {:.3}", p.label, p.probability)).collect();
-        let verdict = match classifier.judge(&embedding[..EMBEDDING_DIM])? {
+        let verdict = match classifier.judge(&embedding, views.len())? {
+            Some(j) if j[0].near_line => "\tprobably none of these (unlike every class, but near the line)",
             Some(j) if j[0].unfamiliar => "\tnone of these (unlike every class)",
             _ => "",
         };

@@ -239,7 +239,7 @@ pub(crate) mod tests {
             assert_eq!(back.info.labels, m.info.labels);
             assert_eq!(back.info.unfamiliar_threshold, m.familiarity.as_ref().map(|f| f.threshold));
             let probe = crate::train::tests::clusters(2, 9).embeddings;
-            let (a, b) = (back.familiarity.unwrap().judge(&probe), m.familiarity.unwrap().judge(&probe));
+            let (a, b) = (back.familiarity.unwrap().judge(&probe, 1), m.familiarity.unwrap().judge(&probe, 1));
             assert!(a.iter().zip(&b).all(|(a, b)| (a.score - b.score).abs() < 2e-3));
         }
     }

@@ -359,7 +359,7 @@ impl Project {
             return Err(Error::BadConfig(format!("a photo's embeddings have {} values, not {want}", embeddings.len())));
         }
         let predictions = classifier.predict(embeddings)?;
-        let unfamiliar = classifier.judge(&embeddings[..EMBEDDING_DIM])?.map(|j| j[0]);
+        let unfamiliar = classifier.judge(embeddings, classifier.views().len())?.map(|j| j[0]);
         Ok(Verdict { predictions, unfamiliar })
     }
 

@@ -63,10 +63,10 @@ fn clothing_small_trains_on_every_photo_and_cross_validates_honestly() {
     assert!((estimate - evaluation.accuracy).abs() < 0.1);
 
     // "None of these": few of its own kind of photo flagged, photos from elsewhere flagged.
-    let judged = classifier.judge(&test_data.embeddings).unwrap().expect("300 photos give a familiarity score");
+    let judged = classifier.judge(&test_data.embeddings, 1).unwrap().expect("300 photos give a familiarity score");
     let familiar = judged.iter().filter(|u| u.unfamiliar).count() as f32 / judged.len() as f32;
     let foreign = embed_files(&engine, &fixture_photos());
-    let judged = classifier.judge(&foreign).unwrap().unwrap();
+    let judged = classifier.judge(&foreign, 1).unwrap().unwrap();
     let unfamiliar = judged.iter().filter(|u| u.unfamiliar).count();
     eprintln!("\"none of these\": {:.1} % of test photos, {unfamiliar} of {} fixture photos", familiar * 100.0, judged.len());
     assert!(familiar <= 0.05, "{familiar} of the test photos flagged");

@@ -23,11 +23,15 @@ export interface Prediction {
   probability: number;
 }
 
-/** How unlike the model's training photos an image is ("none of these"). */
+/** How unlike the model's training photos an image is ("none of these"): its best view's mean
+ * cosine distance to the nearest training photos, against the model's threshold. */
 export interface Unfamiliarity {
   score: number;
   threshold: number;
   unfamiliar: boolean;
+  /** Unfamiliar, but only just over the threshold, where a few photos of the kinds the model
+   * learned fall too: "probably none of these". */
+  nearLine: boolean;
 }
 
 /** Where the model saw the best class: 7x7 values in [0, 1], row by row from the top left of
@@ -54,6 +58,8 @@ export declare function verdict(result: { predictions: Prediction[]; unfamiliar:
   kind: "unfamiliar" | "confident" | "unsure";
   label: string;
   probability: number;
+  /** An "unfamiliar" verdict only just over the line: "probably none of these". */
+  nearLine: boolean;
 };
 
 /** One way a photo is shown to the backbone. */

@@ -17,11 +17,12 @@ export const CONFIDENT = 0.5;
 
 /** What a classification means for a person: { kind: "unfamiliar" (none of these: the photo
  * is unlike every photo the model learned from) | "confident" | "unsure" (between classes),
- * label and probability of the most likely class }. */
+ * label and probability of the most likely class, nearLine: an "unfamiliar" only just over the
+ * line, where a few photos of the kinds it learned fall too: "probably none of these" }. */
 export function verdict({ predictions, unfamiliar }) {
   const [top] = predictions;
   const kind = unfamiliar?.unfamiliar ? "unfamiliar" : top.probability >= CONFIDENT ? "confident" : "unsure";
-  return { kind, label: top.label, probability: top.probability };
+  return { kind, label: top.label, probability: top.probability, nearLine: kind === "unfamiliar" && !!unfamiliar.nearLine };
 }
 
 /** The bytes of a model given as a URL, a Blob, an ArrayBuffer or a typed array. */

@@ -490,12 +490,14 @@ function renderPreview({ preview, model, webcam, problems, showHeat }) {
     bars.replaceChildren();
     return;
   }
-  const { kind, label } = verdictOf(preview);
+  const { kind, label, probability, nearLine } = verdictOf(preview);
   const top = predictions[0];
   const foreign = kind === "unfamiliar";
   const sure = kind === "confident";
   verdict.textContent = foreign
-    ? `None of these: this photo looks unlike every class (closest: “${label}”)`
+    ? nearLine
+      ? `Probably none of these: this photo is only a little less like the photos the model learned from than they are like each other (closest: “${label}”, ${Math.round(probability * 100)} %)`
+      : `None of these: this photo looks unlike every class (closest: “${label}”)`
     : sure
       ? `This looks like “${label}”`
       : "Not sure: no class is confident";

@@ -13,7 +13,9 @@ const browser = json("browser.json");
 const head = json("head.json");
 const litert = json("litert.json");
 // `fewshot eval --foreign --json`: one result, the model of every training photo.
-const learning = json("learning.json").results?.at(-1) ?? {};
+// "None of these" at 5, 10 and 30 photos a class (learning_bench): the worst of the sizes.
+const sizes = json("learning.json").results ?? [];
+const worst = (key, pick) => (sizes.some((r) => typeof r[key] === "number") ? pick(...sizes.map((r) => r[key]).filter((v) => typeof v === "number")) : null);
 const native = existsSync(join(dir, "native.txt")) ? readFileSync(join(dir, "native.txt"), "utf8") : "";
 
 const rows = (browser.speed?.rows || []).filter((r) => !r.error);
@@ -41,9 +43,12 @@ const summary = {
   head_train_1000x50_s: head.head_train_1000_s ?? null,
   head_train_10000x50_s: head.head_train_10000_s ?? null,
   first_load_bytes: browser.firstLoad?.coldBytes ?? null,
-  // "None of these": the share of photos from elsewhere flagged, and of the test photos.
-  unfamiliar_flagged: learning.unfamiliar_flagged ?? null,
-  familiar_flagged: learning.familiar_flagged ?? null,
+  // "None of these": the share of photos from elsewhere flagged (the lowest of 5, 10 and 30
+  // photos a class), of the test photos and of the harder test photos (tests/probe/harder.py:
+  // other crops, light, backgrounds; the highest of the sizes).
+  unfamiliar_flagged: worst("unfamiliar_flagged", Math.min),
+  familiar_flagged: worst("familiar_flagged", Math.max),
+  familiar_flagged_hard: worst("familiar_flagged_hard", Math.max),
 };
 for (const [key, value] of Object.entries(summary)) if (typeof value === "number") summary[key] = Number(value.toPrecision(4));
 writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 1) + "\n");

@@ -97,7 +97,7 @@ export async function predictFile(page, path) {
   const previous = await page.getAttribute("#preview-image", "src");
   await page.setInputFiles("#preview-file", path);
   await page.waitForFunction(
-    (previous) => document.querySelector("#preview-image").getAttribute("src") !== previous && /looks like|Not sure|None of these/.test(document.querySelector("#verdict").textContent),
+    (previous) => document.querySelector("#preview-image").getAttribute("src") !== previous && /looks like|Not sure|[Nn]one of these/.test(document.querySelector("#verdict").textContent),
     previous,
     { timeout: 120_000 },
   );
