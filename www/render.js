@@ -339,6 +339,8 @@ function renderResults(state) {
 
   const matrix = $("confusion");
   const header = row("th", ["", ...labels]);
+  // The corner holds no header (an empty <th> is a header of nothing to a screen reader).
+  header.firstElementChild.replaceWith(document.createElement("td"));
   const body = heldOut.confusion.map((counts, actual) => {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
@@ -358,9 +360,8 @@ function renderResults(state) {
       const share = n / total;
       button.style.setProperty("--share", share.toFixed(3));
       button.classList.toggle("diagonal", actual === predicted);
+      button.classList.toggle("strong", share > (actual === predicted ? STRONG.diagonal : STRONG.other));
       button.classList.toggle("selected", state.inspect?.actual === actual && state.inspect?.predicted === predicted);
-  // The corner holds no header (an empty <th> is a header of nothing to a screen reader).
-  header.firstElementChild.replaceWith(document.createElement("td"));
       td.append(button);
       tr.append(td);
     });
@@ -380,7 +381,6 @@ function renderResults(state) {
     const shown = inspectUrlsFor(photos.slice(0, MAX_INSPECTED).map((p) => images.get(p.photoId)));
     const grid = document.createElement("div");
     grid.className = "thumbs";
-      button.classList.toggle("strong", share > (actual === predicted ? STRONG.diagonal : STRONG.other));
     grid.append(
       ...photos.slice(0, MAX_INSPECTED).map((p) => {
         const img = document.createElement("img");
@@ -393,6 +393,11 @@ function renderResults(state) {
     inspect.replaceChildren(title, grid);
   }
 }
+
+/** Above these shares a confusion-matrix cell's colour is dark enough for white numbers
+ * (style.css, .cell.strong): the ink stops reading (4.5:1) when a diagonal cell's blue passes
+ * an opacity of .72 (share .78) and when another cell's red passes .74 (share .87). */
+const STRONG = { diagonal: 0.78, other: 0.87 };
 
 /** The photos behind a confusion-matrix cell: at most this many shown. */
 const MAX_INSPECTED = 120;
@@ -411,14 +416,10 @@ function row(cell, texts) {
     ...texts.map((t) => {
       const el = document.createElement(cell);
       el.textContent = t;
+      if (cell === "th") el.scope = "col";
       return el;
     }),
   );
-/** Above these shares a confusion-matrix cell's colour is dark enough for white numbers
- * (style.css, .cell.strong): the ink stops reading (4.5:1) when a diagonal cell's blue passes
- * an opacity of .72 (share .78) and when another cell's red passes .74 (share .87). */
-const STRONG = { diagonal: 0.78, other: 0.87 };
-
   return tr;
 }
 
@@ -436,7 +437,6 @@ export function warnings({ model, classes }) {
     );
   const names = new Map(classes.flatMap((c) => c.photos.map((p, i) => [p.id, `photo ${i + 1} of “${c.name}”`])));
   const suspicious = (model.suspicious || []).filter((id) => names.has(id));
-      if (cell === "th") el.scope = "col";
   if (suspicious.length)
     out.push(
       `Check ${suspicious.length === 1 ? "this photo" : "these photos"}: the other photos say ${suspicious.length === 1 ? "it looks" : "they look"} like another class (in the wrong class, or ambiguous?): ${suspicious
