@@ -6,7 +6,7 @@
 #   ./build.sh bench-gpu   the same on a machine with a real GPU: native wgpu and Chromium's WebGPU on it
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
 #   ./build.sh litert  the .tflite export run by Google's LiteRT against Fewshot's own predictions (part of test)
-#   ./build.sh wasm | weights | vendor | deps   the steps on their own
+#   ./build.sh wasm | weights | vendor | precache | deps   the steps on their own
 # It installs what is missing itself, pinned, and says so in one line each.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -77,8 +77,8 @@ ensure_wasm_opt() {
 ensure_test_tools() {
   apt_install chromium mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
   ensure_node
-  if [ ! -d tests/e2e/node_modules/playwright-core ]; then
-    say "installing playwright-core (npm, from tests/e2e/package-lock.json)"
+  if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/axe-core ]; then
+    say "installing playwright-core and axe-core (npm, from tests/e2e/package-lock.json)"
     npm ci --silent --no-audit --no-fund --prefix tests/e2e >/dev/null
   fi
 }
@@ -196,12 +196,14 @@ test_all() {
     export XDG_RUNTIME_DIR=$ROOT/target/runtime
     mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
   fi
-  say "JavaScript modules under node (no browser)"
-  node --test tests/js/
   say "native tests (CPU device, and wgpu on Mesa lavapipe)"
   cargo test -q --all-targets
   litert
   wasm
+  # After the wasm: the project file's checks are the engine's own (src/projectfile.rs), run
+  # under node from www/pkg.
+  say "JavaScript modules under node (no browser)"
+  node --test tests/js/
   say "page tests in headless Chromium"
   # Each test has its own timeout; this one bounds the whole run, so that a browser that
   # never answers fails the tests instead of holding CI until its own limit.
@@ -348,6 +350,7 @@ case "${1:-}" in
   wasm) wasm ;;
   weights) weights ;;
   vendor) vendor ;;
+  precache) precache ;;
   deps) ensure_rust; ensure_wasm_bindgen; ensure_wasm_opt; ensure_test_tools ;;
   *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -54,6 +54,8 @@ pub enum Error {
     BadConfig(String),
     /// A model file that cannot be read.
     ModelFile(String),
+    /// A project file (its `project.json`) that is damaged, another program's or too new.
+    ProjectFile(String),
     /// WebGPU missing, a lost device, or a failed read-back.
     Gpu(String),
     /// Reading or writing a file.
@@ -85,6 +87,7 @@ impl Error {
             | Error::EmptyClass(_)
             | Error::BadConfig(_)
             | Error::ModelFile(_)
+            | Error::ProjectFile(_)
             | Error::BadClasses(_)
             | Error::NotReady { .. } => ErrorKind::BadInput,
         }
@@ -119,7 +122,7 @@ impl fmt::Display for Error {
             Error::BadConfig(why) => write!(f, "invalid setting: {why}"),
             Error::ModelFile(why) => write!(f, "cannot read this model file: {why}"),
             Error::Gpu(why) => write!(f, "GPU error: {why}"),
-            Error::Io(why) => write!(f, "{why}"),
+            Error::Io(why) | Error::ProjectFile(why) => write!(f, "{why}"),
             Error::BadClasses(why) => write!(f, "{why}"),
             Error::NotReady { waiting } => write!(
                 f,

@@ -8,7 +8,8 @@
 //! [`model`] for the file a trained classifier is saved in. [`engine`] runs the backbone and a
 //! trained classifier; [`project`] owns one project's learning state (classes, embeddings by
 //! photo, settings, rules, the classifier) for the page (`web.rs`, the only wasm-specific
-//! module), and [`export`] writes a trained classifier as a standalone `.tflite` file.
+//! module), [`projectfile`] checks a saved project's description before any of it is kept,
+//! and [`export`] writes a trained classifier as a standalone `.tflite` file.
 //! [`error`] depends on nothing; no module depends on one later in this path.
 
 pub mod backbone;
@@ -29,6 +30,7 @@ pub mod optimize;
 pub mod predict;
 pub mod preprocess;
 pub mod project;
+pub mod projectfile;
 pub mod rng;
 pub mod train;
 pub mod validate;

@@ -8,6 +8,7 @@
 //! fewshot bench                                     photos per second on cpu and gpu
 //! fewshot embed DIR -o FILE.json                    every view's embedding of DIR/<class>/<photos>
 //! fewshot export MODEL --format tflite -o FILE [--arithmetic float|quantized]   a standalone .tflite file (LiteRT)
+//! fewshot check-project PROJECT.zip...            a project ZIP checked as the page checks one before opening it
 //! common: --device cpu|gpu  --weights PATH  --framing crop|pad
 //! ```
 
@@ -39,6 +40,7 @@ const USAGE: &str = "usage:
   fewshot bench [--photos N]
   fewshot embed DIR -o FILE.json
   fewshot export MODEL --format tflite -o FILE.tflite [--arithmetic float|quantized]
+  fewshot check-project PROJECT.zip...
 options for every command:
   --device cpu|gpu   where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
   --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
@@ -179,8 +181,75 @@ fn run(args: Result<Args>) -> Result<Done> {
             args.check_known(&["o", "output", "format", "arithmetic"])?;
             export_command(&args).map(|()| Done::default())
         }
+        "check-project" => {
+            args.check_known(&[])?;
+            check_project(&args)
+        }
         other => Err(Error::BadConfig(format!("unknown command \"{other}\"\n{USAGE}"))),
     }
+}
+
+/// Check project ZIPs as the page does before opening one: every field of its `project.json`
+/// by the one schema (`fewshot::projectfile`), its model read, every file against its sha256.
+fn check_project(args: &Args) -> Result<Done> {
+    if args.positional.is_empty() {
+        return Err(Error::BadConfig(format!("check-project needs a project .zip\n{USAGE}")));
+    }
+    let mut done = Done { failed: 0, total: args.positional.len() };
+    for path in &args.positional {
+        match check_project_zip(Path::new(path)) {
+            Ok(summary) => println!("{path}\t{summary}"),
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                done.failed += 1;
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn check_project_zip(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    let damaged = |why: String| Error::ProjectFile(why);
+    let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| damaged(format!("it is not a readable ZIP file ({e})")))?;
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| damaged(format!("it is a damaged ZIP file ({e})")))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map_err(|e| damaged(format!("a file's name cannot be read ({e})")))?.to_string();
+        let mut bytes = vec![];
+        entry.read_to_end(&mut bytes).map_err(|e| damaged(format!("{name} cannot be read ({e})")))?;
+        files.insert(name, bytes);
+    }
+    let json = files.remove("project.json").ok_or_else(|| damaged("it has no project.json: it is not a Fewshot project".into()))?;
+    let json = String::from_utf8(json).map_err(|_| damaged("its project.json is not text".into()))?;
+    let sizes: BTreeMap<String, u64> = files.iter().map(|(name, bytes)| (name.clone(), bytes.len() as u64)).collect();
+    let model_file = serde_json::from_str::<serde_json::Value>(&json).ok().and_then(|v| v["model"]["file"].as_str().map(str::to_string));
+    let checked = fewshot::projectfile::check(&json, &sizes, model_file.as_ref().and_then(|f| files.get(f)).map(Vec::as_slice))?;
+    let sums: BTreeMap<String, String> = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["checksums"].clone()).ok())
+        .unwrap_or_default();
+    for (name, bytes) in &files {
+        if name == "MODEL_CARD.md" {
+            continue;
+        }
+        let sum: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if sums.get(name) != Some(&sum) {
+            return Err(damaged(format!("{name} does not match its checksum")));
+        }
+    }
+    let photos: usize = checked.classes.iter().map(|c| c.photos.len()).sum();
+    Ok(format!(
+        "a Fewshot project: {} classes, {photos} photos, {}",
+        checked.classes.len(),
+        checked.model.as_ref().map_or("no model".to_string(), |m| format!("a model of {}", m.labels.join(", ")))
+    ))
 }
 
 /// The weights file: `--weights`, `$FEWSHOT_WEIGHTS`, the copy `build.sh` fetched, or the one in

@@ -346,6 +346,26 @@ impl Project {
         self.state().stop();
     }
 
+    /// Check a project file before any of it is kept (`crate::projectfile`): its
+    /// `project.json` text, `{ name: size in bytes }` of the ZIP's other files, and the bytes of
+    /// the model file it names, if any. Returns `{ backbone, settings, classes: [{ name, photos:
+    /// [{ id | null, file, added, embeddings: { at, length, viewsKey } | null }] }], model:
+    /// { file, labels, validation, checkedPhotos, suspicious, duplicates, history, seconds } |
+    /// null }`, or throws a `bad-input` error naming what is wrong.
+    #[wasm_bindgen(js_name = checkProjectFile)]
+    pub fn check_project_file(json: String, files: JsValue, model: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
+        let files: std::collections::BTreeMap<String, u64> = from_js(files)?;
+        to_js(&crate::projectfile::check(&json, &files, model.as_deref()).map_err(js_error)?)
+    }
+
+    /// Check a stored model's figures (their JSON, as the page keeps them) against its file and
+    /// the project's photo ids: the figures as the page may show them, or a `bad-input` error.
+    #[wasm_bindgen(js_name = checkStoredModel)]
+    pub fn check_stored_model(figures: String, bytes: Vec<u8>, photos: Vec<String>) -> Result<JsValue, JsValue> {
+        let photos = photos.into_iter().collect();
+        to_js(&crate::projectfile::check_stored_model(&figures, &bytes, &photos).map_err(js_error)?)
+    }
+
     /// Use a saved model file (`Uint8Array`), or none with `null`.
     #[wasm_bindgen(js_name = setModel)]
     pub fn set_model(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {

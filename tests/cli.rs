@@ -90,3 +90,59 @@ fn failures_are_readable() {
     let out = fewshot(&["predict", "--model", weights_path().to_str().unwrap(), "x.jpg"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Fewshot model"));
 }
+
+/// A project ZIP as the page writes one (two photos, no model), with `project.json` changed by
+/// `edit`.
+fn project_zip(name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let photos: Vec<(String, Vec<u8>)> = ["hat", "shoes"]
+        .iter()
+        .map(|class| {
+            let mut files: Vec<_> = std::fs::read_dir(clothing().join("train").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+            files.sort();
+            (format!("photos/{class}/0001.jpg"), std::fs::read(&files[0]).unwrap())
+        })
+        .collect();
+    let sum = |bytes: &[u8]| Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut manifest = serde_json::json!({
+        "format": "fewshot-project", "version": 2, "settings": {},
+        "classes": [
+            { "name": "hat", "photos": [{ "id": "a", "file": photos[0].0, "added": 1 }] },
+            { "name": "shoes", "photos": [{ "id": "b", "file": photos[1].0, "added": 2 }] },
+        ],
+        "model": null,
+        "checksums": { &photos[0].0: sum(&photos[0].1), &photos[1].0: sum(&photos[1].1) },
+    });
+    edit(&mut manifest);
+    let path = temp_dir(name).join("project.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (file, bytes) in &photos {
+        zip.start_file(file.as_str(), options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.start_file("project.json", options).unwrap();
+    zip.write_all(manifest.to_string().as_bytes()).unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+#[test]
+fn check_project_reads_a_project_as_the_page_does() {
+    let good = project_zip("cli-project-good", |_| {});
+    let out = stdout(&fewshot(&["check-project", good.to_str().unwrap()]));
+    assert!(out.contains("a Fewshot project: 2 classes, 2 photos, no model"), "{out}");
+    let cases: [(&str, fn(&mut serde_json::Value), &str); 3] = [
+        ("cli-project-sideways", |m| m["settings"]["framing"] = "sideways".into(), "settings.framing: unknown variant `sideways`"),
+        ("cli-project-no-classes", |m| m["classes"] = serde_json::json!([]), "it has no classes"),
+        ("cli-project-checksum", |m| m["checksums"]["photos/hat/0001.jpg"] = "0".repeat(64).into(), "photos/hat/0001.jpg does not match its checksum"),
+    ];
+    for (name, edit, said) in cases {
+        let path = project_zip(name, edit);
+        let out = fewshot(&["check-project", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(said), "{name}: {stderr}");
+    }
+}

@@ -87,28 +87,78 @@ export function joinTabs() {
   });
 }
 
-/** Open the project kept in this browser (or start one). */
+/** Which of the projects kept in this browser this tab opens (store.js keeps the list):
+ * the one chosen last. A note left by the action that chose it (an opened file) is shown. */
+export async function chooseProject() {
+  try {
+    const [all, chosen] = await Promise.all([store.projects(), store.chosenProject()]);
+    store.useProject(chosen.db);
+    update({ projects: all, project: chosen });
+  } catch (e) {
+    update({ notice: `Could not read the list of projects (${e.message}); showing the first.` });
+  }
+  const note = sessionStorage.getItem(NOTE_KEY);
+  if (note) {
+    sessionStorage.removeItem(NOTE_KEY);
+    update({ notice: note });
+  }
+}
+const NOTE_KEY = "fewshot-note";
+
+/** Open another project: this page reloads into it (its engine, its tab lock, its photos). */
+async function switchTo(db, note = "") {
+  await store.chooseProject(db);
+  if (note) sessionStorage.setItem(NOTE_KEY, note);
+  location.reload();
+}
+
+/** Open the project kept in this browser (or start one). Whatever is stored that cannot be
+ * used never stops the page: store.load() sets aside what is not what this page writes, and the
+ * engine's checks set aside settings and a model it refuses (seedEngine); the photos stay. */
 export async function restore() {
+  const started = Date.now();
   let saved = null;
   try {
     saved = await store.load();
   } catch (e) {
-    update({ notice: `Could not read the saved project (${e.message}); starting a new one.` });
+    // Not even readable: nothing is written over it (a later reload may read it).
+    update({ readOnly: true, notice: `Could not read the saved project (${e.message}). Nothing was changed: reload to try again, or open another project.` });
+    return;
   }
   if (!saved || saved.classes.length === 0) {
-    update({ classes: [newClass("Class 1"), newClass("Class 2")] });
+    update({ classes: [newClass("Class 1"), newClass("Class 2")], setAside: saved?.setAside ?? [] });
     return saveMeta();
   }
   const settings = { ...saved.settings };
   state.settings = settings;
   const classes = saved.classes.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map(photoFromStored) }));
-  update({
-    settings,
-    model: saved.model || null,
-    training: saved.model?.history ? { running: false, history: saved.model.history, seconds: saved.model.seconds, error: "" } : state.training,
-    classes,
-  });
+  // The model is shown once the engine has checked it against its figures (seedEngine).
+  storedModel = saved.model || null;
+  update({ settings, setAside: saved.setAside, model: null, training: { running: false, history: [], error: "" }, classes });
   imagesLoaded = loadImages(classes);
+  // Set aside by this very load: said once, and kept so (the next load finds it in order).
+  if (saved.setAside.some((a) => a.when >= started)) {
+    sayWhatWasSetAside(saved.recovered);
+    saveMeta();
+  }
+}
+
+/** The stored model, until the engine has checked it. */
+let storedModel = null;
+
+function sayWhatWasSetAside(recovered) {
+  const what = [...new Set(state.setAside.map((a) => a.what))];
+  const words = { classes: "the list of classes", settings: "the settings", model: "the model" };
+  update({
+    notice: `Part of the saved project could not be used and was set aside (${what.map((w) => words[w] ?? w).join(", ")}): ${recovered ? "the classes were made again from the photos, " : ""}every photo is kept${what.includes("model") ? "; train again for a model" : ""}.`,
+  });
+}
+
+/** Keep what could not be used beside the project, out of the way, and carry on without it. */
+function setAside(what, value, why) {
+  update({ setAside: [...(state.setAside ?? []), { what, value, why, when: Date.now() }] });
+  sayWhatWasSetAside(false);
+  saveMeta();
 }
 
 let metaTimer = null;
@@ -127,6 +177,10 @@ function setProblems(key, messages) {
 // ---------- the engine ----------
 
 let ready = null;
+/** Resolves once the engine has first started (or failed to): the stored model is checked by
+ * then (seedEngine), so a photo given to classify before waits for it instead of being dropped. */
+let firstStart;
+const firstStarted = new Promise((resolve) => (firstStart = resolve));
 
 export function startEngine(device) {
   update({ engine: { status: "loading", progress: 0, device: null, note: "", message: "" } });
@@ -144,7 +198,7 @@ export function startEngine(device) {
       update({ engine: { status: "error", progress: 0, device: null, note: "", message: e.message } });
       throw e;
     });
-  ready.catch(() => {});
+  ready.catch(() => {}).finally(firstStart);
   return ready;
 }
 
@@ -154,17 +208,33 @@ async function seedEngine() {
   // Which photos wait is said once, by the engine's Restore, after it has these classes: its
   // answer to the settings is about the classes it had before (in a tab that follows another,
   // photos not embedded then, marked as waiting for ever).
-  await applySettings(state.settings, { mark: false });
+  try {
+    await applySettings(state.settings, { mark: false });
+  } catch (e) {
+    if (e.kind !== Kind.BadInput) throw e;
+    const refused = state.settings;
+    state.settings = {};
+    setAside("settings", refused, e.message);
+    await applySettings(state.settings, { mark: false });
+  }
   await syncClasses();
   // A tab that follows another cleans nothing: what looks orphaned may be half-written there.
-  markWaiting((await engine.call(Op.Restore, { clean: !state.readOnly })).waiting, { exact: true });
-  if (state.model?.bytes) {
+  markWaiting((await engine.call(Op.Restore, { clean: !state.readOnly, project: store.currentProject() })).waiting, { exact: true });
+  const model = storedModel ?? state.model;
+  if (model?.bytes) {
     try {
-      await engine.call(Op.SetModel, { bytes: state.model.bytes });
+      await engine.call(Op.SetModel, { bytes: model.bytes });
+      const { bytes, ...figures } = model;
+      const checked = await engine.call(Op.CheckModel, { figures: JSON.stringify(figures), bytes, photos: allPhotos().map(({ photo }) => photo.id) });
+      update({ model: { ...checked, bytes }, training: model.history ? { running: false, history: checked.history, seconds: checked.seconds, error: "" } : state.training });
     } catch (e) {
-      update({ model: null, notice: `The saved model could not be used (${e.message}); train again.` });
+      if (e.kind !== Kind.BadInput) throw e;
+      await engine.call(Op.SetModel, { bytes: null }).catch(() => {});
+      update({ model: null });
+      setAside("model", model, e.message);
     }
   }
+  storedModel = null;
 }
 
 /** After an error: restart the engine when the error says so (a lost GPU on the CPU), and
@@ -362,9 +432,11 @@ let previewSource = null; // the last Blob classified, to redo after retraining
 
 export async function classify(blob) {
   setProblems("preview", []);
-  if (!state.model) return;
+  if (!state.model && !storedModel) return;
   try {
+    await firstStarted;
     await ready;
+    if (!state.model) return;
     previewSource = blob;
     const { predictions, unfamiliar, heatmap, image } = await engine.call(Op.Predict, { image: blob, store: true });
     if (state.preview?.url) URL.revokeObjectURL(state.preview.url);
@@ -441,46 +513,30 @@ export function stopCapture() {
 
 // ---------- keeping ----------
 
-/** Open a project ZIP, a ZIP of one folder per class, or an old project file. All or nothing:
- * the open project stays until the new one has been checked (by the engine too) and written. */
+/** Open a project ZIP, a ZIP of one folder per class, or an old project file, as a new project
+ * beside the others (store.addProject): checked whole by the engine first (projectfile.js,
+ * src/projectfile.rs), written whole, then opened. What is open is never touched. */
 export async function openProject(file) {
   try {
-    const project = await readProject(new Uint8Array(await file.arrayBuffer()), file.name);
+    await ready;
+    const check = (json, files, model) => engine.call(Op.CheckProject, { json, files, model });
+    const project = await readProject(new Uint8Array(await file.arrayBuffer()), file.name, check);
     // Embeddings made by another backbone are made again.
     const sameBackbone = project.kind === "binary" || (project.backbone?.sha256 && project.backbone.sha256 === state.backbone?.sha256);
     const ids = new Set();
     const uniqueId = (id) => (id && !ids.has(id) ? ids.add(id) && id : newId());
-    const opened = project.classes.map((c) => ({
+    const classes = project.classes.map((c) => ({
       id: newId(),
       name: c.name,
       photos: c.photos.map((p, i) => ({ ...p, id: uniqueId(p.id), added: p.added ?? i, embeddings: sameBackbone ? p.embeddings : null })),
     }));
-    const specs = opened.map((c) => ({ id: c.id, name: c.name, photos: c.photos.map((p) => p.id) }));
-    if (state.engine.status === "ready") await engine.call(Op.SetClasses, { classes: specs }); // its rules, before anything changes
-    try {
-      await store.replace({ classes: opened, settings: project.settings, model: project.model });
-    } catch (e) {
-      if (state.engine.status === "ready") await syncClasses();
-      throw e;
-    }
-    const classes = opened.map((c) => ({ ...c, photos: c.photos.map((p) => (p.image ? photoFromStored(p) : { ...newPhoto(p.source, p.added), id: p.id })) }));
-    stopAllWebcams();
-    state.settings = project.settings;
-    const notes = [`Opened ${file.name}: ${classes.length} classes, ${classes.reduce((n, c) => n + c.photos.length, 0)} photos`];
+    const name = file.name.replace(/\.(zip|fewshot-project)$/i, "").slice(0, 80) || "Opened project";
+    const record = await store.addProject(name, { classes, settings: project.settings, model: project.model });
+    const notes = [`Opened ${file.name} as a new project, "${name}": ${classes.length} classes, ${classes.reduce((n, c) => n + c.photos.length, 0)} photos`];
     if (project.skipped.length) notes.push(`${project.skipped.length} files that are not photos were left out (${project.skipped.slice(0, 3).join(", ")}${project.skipped.length > 3 ? ", …" : ""})`);
     if (!sameBackbone && project.kind === "project") notes.push("it was made with another backbone, so its photos are read again");
-    update({
-      classes,
-      settings: project.settings,
-      model: project.model,
-      training: project.model?.history ? { running: false, history: project.model.history, seconds: project.model.seconds, error: "" } : { running: false, history: [], error: "" },
-      inspect: null,
-      preview: null,
-      problems: {},
-      notice: `${notes.join("; ")}.`,
-    });
-    if (state.engine.status === "ready") await seedEngine();
-    embedQueue();
+    notes.push(`your other projects are under Project`);
+    await switchTo(record.db, `${notes.join("; ")}.`);
   } catch (e) {
     update({ notice: `Could not open ${file.name}: ${e.message}. Your current project is unchanged.` });
   }
@@ -553,17 +609,66 @@ export async function exportTflite() {
   }
 }
 
-export async function newProject({ confirm }) {
-  if (allPhotos().length && !confirm("Start a new project? Save this one first if you want to keep it.")) return;
-  const classes = [newClass("Class 1"), newClass("Class 2")];
+/** A new, empty project beside the others; this page opens it. */
+export async function newProject() {
   try {
-    await store.replace({ classes, settings: {}, model: null });
+    const taken = new Set((state.projects ?? []).map((p) => p.name));
+    let n = (state.projects?.length ?? 0) + 1;
+    while (taken.has(`Project ${n}`)) n++;
+    const record = await store.addProject(`Project ${n}`, { classes: [newClass("Class 1"), newClass("Class 2")], settings: {}, model: null });
+    await switchTo(record.db, `A new project, "${record.name}": your other projects are under Project.`);
   } catch (e) {
-    return update({ notice: `Could not start a new project (${e.message}); this one is unchanged.` });
+    update({ notice: `Could not start a new project (${e.message}); this one is unchanged.` });
   }
-  stopAllWebcams();
-  update({ classes, settings: {}, model: null, training: { running: false, history: [], error: "" }, preview: null, inspect: null, problems: {}, notice: "" });
-  if (state.engine.status === "ready") await seedEngine();
+}
+
+/** Open another of the projects kept in this browser. */
+export async function openKeptProject(db) {
+  if (db === state.project?.db) return;
+  if (allPhotos().some(({ photo }) => photo.status === "embedding" && photo.source)) {
+    update({ project: state.project }); // the list shows this one again
+    return update({ notice: "Photos are still being added: open another project when they are done, so that none is lost." });
+  }
+  await switchTo(db).catch((e) => update({ notice: `Could not open that project (${e.message}).` }));
+}
+
+export async function renameProject(name) {
+  name = name?.trim().slice(0, 80);
+  if (!name || !state.project) return;
+  try {
+    await store.renameProject(state.project.db, name);
+    update({ projects: await store.projects(), project: { ...state.project, name } });
+  } catch (e) {
+    update({ notice: `Could not rename the project (${e.message}).` });
+  }
+}
+
+export async function duplicateProject() {
+  if (!state.project) return;
+  try {
+    clearTimeout(metaTimer);
+    if (!state.readOnly) await store.putMeta(state);
+    const record = await store.duplicateProject(state.project.db, `${state.project.name} (copy)`.slice(0, 80));
+    await switchTo(record.db, `This is a copy of "${state.project.name}", called "${record.name}": the original is under Project.`);
+  } catch (e) {
+    update({ notice: `Could not duplicate the project (${e.message}); nothing changed.` });
+  }
+}
+
+/** Delete the project that is open (after the person confirms), and open another. */
+export async function deleteProject({ confirm }) {
+  if (!state.project) return;
+  const photos = allPhotos().length;
+  if (!confirm(`Delete the project "${state.project.name}" and its ${photos} photo${photos === 1 ? "" : "s"} from this browser? Save it first if you may want it again.`)) return;
+  try {
+    const gone = state.project;
+    await store.deleteProject(gone.db);
+    const rest = (await store.projects()).filter((p) => p.db !== gone.db);
+    const next = rest.at(-1) ?? (await store.addProject("Project 1", { classes: [newClass("Class 1"), newClass("Class 2")], settings: {}, model: null }));
+    await switchTo(next.db, `The project "${gone.name}" was deleted.`);
+  } catch (e) {
+    update({ notice: `Could not delete the project (${e.message}).` });
+  }
 }
 
 // ---------- offline, install, update ----------

@@ -1,5 +1,6 @@
-// Boot: bind the page's controls to the actions, learn whether this tab edits or follows
-// another (tabs.js), open the project kept in this browser, keep the page for offline use,
+// Boot: bind the page's controls to the actions, choose the project (the one opened last of
+// those kept in this browser), learn whether this tab edits or follows another on it
+// (tabs.js), open it, keep the page for offline use,
 // and start the engine (on the device the address asks for, ?device=cpu|webgpu, else the best).
 import * as actions from "./actions.js";
 import { bind } from "./view.js";
@@ -9,6 +10,7 @@ import { startOffline } from "./offline.js";
 bind(actions);
 // Ask the browser not to evict the project when space runs low (granted or not, it works).
 navigator.storage?.persist?.().catch(() => {});
+await actions.chooseProject();
 await actions.joinTabs();
 await actions.restore();
 update({});

@@ -15,7 +15,7 @@
 // the binary project file of Fewshot 0.1 ("FEWSHOTP").
 import { zipSync, unzipSync, strToU8, strFromU8 } from "./vendor/fflate.js";
 import { sniffType } from "./image.js";
-import { badInput } from "./protocol.js";
+import { badInput, Kind } from "./protocol.js";
 import { sha256Hex } from "./engine.js";
 
 export const FORMAT = "fewshot-project";
@@ -98,14 +98,45 @@ function littleEndian(floats) {
  * source: Blob (to be read by the engine) | null, embeddings, viewsKey }] }], model, skipped:
  * files that were not photos, backbone: { sha256 } | null }. Throws bad-input errors that say
  * what is wrong; allocates nothing before the sizes are checked.
+ *
+ * `check(json, files, model)` is the engine's check of a project's description (Op.CheckProject,
+ * src/projectfile.rs): project.json's text, { name: size } of the other files, the model file's
+ * bytes. Every kind of file is described as a project.json and checked by it, so that nothing
+ * it refuses (a setting out of range, 300 classes, a model that is not one) is ever kept.
  */
-export async function readProject(bytes, name = "the file") {
-  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5)) return readZip(bytes, name);
-  if (strFromU8(bytes.subarray(0, 8)) === "FEWSHOTP") return readBinary(bytes, name);
+export async function readProject(bytes, name = "the file", check) {
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5)) return readZip(bytes, name, check);
+  if (strFromU8(bytes.subarray(0, 8)) === "FEWSHOTP") return readBinary(bytes, name, check);
   throw badInput(`${name} is not a Fewshot project: open a .zip saved by Fewshot, a .zip with one folder of photos per class, or a .fewshot-project file`);
 }
 
-async function readZip(bytes, name) {
+/** The engine's check, its refusal worded as this file's. */
+async function checked(check, name, json, files, model) {
+  try {
+    return await check(json, files, model ?? null);
+  } catch (e) {
+    if (e.kind === Kind.BadInput) throw badInput(`${name} cannot be opened: ${e.message}`);
+    throw e;
+  }
+}
+
+const SIGNATURES = { local: [0x50, 0x4b, 3, 4, 30, 26], central: [0x50, 0x4b, 1, 2, 46, 28] };
+
+/** Whether any header of a ZIP, local or central, names `wanted`: a project ZIP whose directory
+ * is damaged still says it is one (and is refused as damaged, not opened as a data set). */
+function namesFile(bytes, wanted) {
+  const target = strToU8(wanted);
+  for (const [a, b, c, d, start, lengthAt] of Object.values(SIGNATURES)) {
+    for (let i = 0; i + start <= bytes.length; i++) {
+      if (bytes[i] !== a || bytes[i + 1] !== b || bytes[i + 2] !== c || bytes[i + 3] !== d) continue;
+      const length = bytes[i + lengthAt] | (bytes[i + lengthAt + 1] << 8);
+      if (length === target.length && target.every((v, k) => bytes[i + start + k] === v)) return true;
+    }
+  }
+  return false;
+}
+
+async function readZip(bytes, name, check) {
   let entries = 0;
   let total = 0;
   let files;
@@ -124,20 +155,25 @@ async function readZip(bytes, name) {
     if (e.kind) throw e;
     throw badInput(`${name} is a damaged ZIP file (${e.message})`);
   }
-  if (files["project.json"]) return readProjectZip(files, name);
-  return readFolders(files, name);
+  if (files["project.json"]) return readProjectZip(files, name, check);
+  if (namesFile(bytes, "project.json")) throw badInput(`${name} is a damaged project: its list of files is broken, and its project.json cannot be found in it`);
+  return readFolders(files, name, check);
 }
 
-async function readProjectZip(files, name) {
-  let manifest;
+async function readProjectZip(files, name, check) {
+  const json = strFromU8(files["project.json"]);
+  let claimed;
   try {
-    manifest = JSON.parse(strFromU8(files["project.json"]));
+    claimed = JSON.parse(json);
   } catch {
     throw badInput(`${name} is damaged: its project.json is not readable`);
   }
-  if (manifest?.format !== FORMAT || !Array.isArray(manifest.classes)) throw badInput(`${name} is not a Fewshot project (its project.json is another program's)`);
-  if (!(manifest.version <= VERSION)) throw badInput(`${name} was saved by a newer Fewshot (project format ${manifest.version}); update Fewshot to open it`);
-  const checksums = manifest.checksums && typeof manifest.checksums === "object" ? manifest.checksums : {};
+  const sizes = {};
+  for (const [file, data] of Object.entries(files)) if (file !== "project.json") sizes[file] = data.byteLength;
+  const modelFile = typeof claimed?.model?.file === "string" ? claimed.model.file : null;
+  const manifest = await checked(check, name, json, sizes, modelFile && files[modelFile]);
+  // The engine checked the checksums' shape; here, that every file matches its own.
+  const checksums = claimed.checksums ?? {};
   for (const [file, data] of Object.entries(files)) {
     if (file === "project.json" || file === "MODEL_CARD.md") continue;
     if (checksums[file] !== (await sha256Hex(data))) throw badInput(`${name} is damaged: ${file} does not match its checksum`);
@@ -145,36 +181,51 @@ async function readProjectZip(files, name) {
   const bin = files["embeddings.bin"];
   const floats = bin && bin.byteLength % 4 === 0 ? new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength)) : null;
   const classes = manifest.classes.map((c) => ({
-    name: String(c?.name ?? "Class"),
-    photos: (Array.isArray(c?.photos) ? c.photos : []).map((p) => {
-      const data = files[p?.file];
-      if (!data) throw badInput(`${name} is damaged: ${String(p?.file)} is missing`);
+    name: c.name,
+    photos: c.photos.map((p) => {
+      const data = files[p.file];
       const type = sniffType(data.subarray(0, 16));
       if (!type) throw badInput(`${name} is damaged: ${p.file} is not an image`);
       const e = p.embeddings;
-      const fits = floats && e && Number.isInteger(e.at) && Number.isInteger(e.length) && e.at >= 0 && e.length > 0 && e.at + e.length <= floats.length;
       return {
-        id: typeof p.id === "string" && p.id.length > 0 && p.id.length <= 64 ? p.id : null,
-        added: Number.isFinite(p.added) ? p.added : 0,
+        id: p.id,
+        added: p.added,
         image: new Blob([data], { type }),
         source: null,
-        embeddings: fits ? floats.slice(e.at, e.at + e.length) : null,
-        viewsKey: fits && typeof e.viewsKey === "string" ? e.viewsKey : null,
+        embeddings: e && floats ? floats.slice(e.at, e.at + e.length) : null,
+        viewsKey: e && floats ? e.viewsKey : null,
       };
     }),
   }));
-  let model = null;
-  if (manifest.model) {
-    const data = files[manifest.model.file];
-    if (!data) throw badInput(`${name} is damaged: its model (${String(manifest.model.file)}) is missing`);
-    const { file: _, ...figures } = manifest.model;
-    model = { ...figures, bytes: data };
-  }
-  return { kind: "project", settings: plainObject(manifest.settings), classes, model, skipped: [], backbone: manifest.backbone ?? null };
+  const model = manifest.model && { ...withoutFile(manifest.model), bytes: files[manifest.model.file] };
+  return { kind: "project", settings: manifest.settings, classes, model, skipped: [], backbone: manifest.backbone ?? null };
+}
+
+const withoutFile = ({ file: _, ...rest }) => rest;
+
+/** A description of classes and photos that are not a project ZIP's, for the engine's check. */
+function described({ settings = {}, classes, model = null }) {
+  const files = {};
+  const manifest = {
+    format: FORMAT,
+    version: VERSION,
+    settings,
+    classes: classes.map((c, i) => ({
+      name: c.name,
+      photos: c.photos.map((p, j) => {
+        const file = `${i}/${j}`;
+        files[file] = p.size ?? 0;
+        return { id: p.id ?? null, file, added: p.added ?? j };
+      }),
+    })),
+    model: model && { ...model, file: "model" },
+  };
+  if (model) files.model = 0;
+  return [JSON.stringify(manifest), files];
 }
 
 /** A ZIP of folders of photos: one class per folder (the folder that holds the photo). */
-function readFolders(files, name) {
+async function readFolders(files, name, check) {
   const byClass = new Map();
   const skipped = [];
   for (const [path, data] of Object.entries(files)) {
@@ -192,12 +243,13 @@ function readFolders(files, name) {
     throw badInput(`${name} holds no photos in folders: a project ZIP has project.json, a data set one folder of photos per class`);
   }
   const classes = [...byClass].sort(([a], [b]) => a.localeCompare(b)).map(([folder, photos]) => ({ name: folder, photos }));
-  return { kind: "folders", settings: {}, classes, model: null, skipped, backbone: null };
+  const manifest = await checked(check, name, ...described({ classes }));
+  return { kind: "folders", settings: manifest.settings, classes, model: null, skipped, backbone: null };
 }
 
 /** The binary project file of Fewshot 0.1: "FEWSHOTP" + version byte + u32 length of a JSON
  * manifest + the manifest + the parts it points into as [offset, length]. */
-function readBinary(bytes, name) {
+async function readBinary(bytes, name, check) {
   if (bytes.byteLength < 13) throw badInput(`${name} is truncated`);
   if (bytes[8] > 1) throw badInput(`${name} was saved by a newer Fewshot (project format ${bytes[8]}); update Fewshot to open it`);
   const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(9, true);
@@ -242,9 +294,12 @@ function readBinary(bytes, name) {
       };
     }),
   }));
-  const model = manifest.model ? { ...manifest.model, bytes: slice(manifest.model.bytes) } : null;
+  const modelBytes = manifest.model ? slice(manifest.model.bytes) : null;
+  const { bytes: _, ...figures } = manifest.model ?? {};
+  const description = described({ settings: manifest.settings ?? {}, classes, model: manifest.model ? figures : null });
+  const checkedManifest = await checked(check, name, ...description, modelBytes);
+  checkedManifest.classes.forEach((c, i) => c.photos.forEach((p, j) => (classes[i].photos[j].id = p.id)));
+  const model = checkedManifest.model && { ...withoutFile(checkedManifest.model), bytes: modelBytes };
   // The binary format predates the backbone's sha256 in files: it had one backbone.
-  return { kind: "binary", settings: plainObject(manifest.settings), classes, model, skipped: [], backbone: null };
+  return { kind: "binary", settings: checkedManifest.settings, classes, model, skipped: [], backbone: null };
 }
-
-const plainObject = (value) => (value && typeof value === "object" && !Array.isArray(value) ? { ...value } : {});

@@ -22,7 +22,8 @@ export const Op = Object.freeze({
   /** { views (a viewsKey), pixels (RGBA), width, height } → Float32Array: one photo's
    * embeddings, from a helper worker of the pool (pool.js) */
   Embed: "embed",
-  /** {} → { waiting: [photoId], orphans }: the worker reads the stored embeddings itself */
+  /** { clean, project (its database, store.js) } → { waiting: [photoId], orphans }: the worker
+   * reads the stored embeddings itself */
   Restore: "restore",
   /** {} → the learning report (progress messages meanwhile) */
   Train: "train",
@@ -36,6 +37,12 @@ export const Op = Object.freeze({
   ImageNet: "imagenet",
   /** {} → { bytes: Uint8Array }: the trained model as a standalone .tflite file */
   ExportTflite: "exportTflite",
+  /** { json (project.json's text), files: { name: size in bytes }, model: Uint8Array | null } →
+   * the project file's description, checked whole (src/projectfile.rs), or a bad-input error */
+  CheckProject: "checkProject",
+  /** { figures (JSON text of a stored model's figures), bytes, photos: [photoId] } → the figures
+   * as they may be shown (labels and cross-validated figures from the model file), or bad-input */
+  CheckModel: "checkModel",
   /** {} → true, at once: the worker is alive (engine.js asks while requests wait) */
   Ping: "ping",
 });

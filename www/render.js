@@ -35,6 +35,24 @@ export function render(state, changed = []) {
   renderApp(state);
   renderCard(state);
   renderReadOnly(state);
+  renderProjects(state);
+}
+
+/** The projects kept in this browser, the open one chosen. Names are the person's: text only. */
+function renderProjects({ projects, project }) {
+  const select = $("project-select");
+  const key = JSON.stringify([projects.map((p) => [p.db, p.name]), project?.db]);
+  if (select.dataset.shown === key) return;
+  select.dataset.shown = key;
+  select.replaceChildren(
+    ...projects.map((p) => {
+      const option = document.createElement("option");
+      option.value = p.db;
+      option.textContent = p.name;
+      option.selected = p.db === project?.db;
+      return option;
+    }),
+  );
 }
 
 function renderCard({ card }) {
@@ -48,7 +66,7 @@ function renderCard({ card }) {
 /** A tab that follows another: what would change the project does not respond. */
 function renderReadOnly({ readOnly }) {
   for (const id of ["class-list", "add-class", "advanced"]) $(id).inert = readOnly;
-  for (const id of ["open-project", "new-project"]) $(id).closest("label, button").inert = readOnly;
+  for (const id of ["open-project", "new-project", "rename-project", "duplicate-project", "delete-project"]) $(id).closest("label, button").inert = readOnly;
   document.body.dataset.readOnly = readOnly ? "yes" : "no";
 }
 

@@ -38,6 +38,11 @@ export const state = {
   /** The app around the page: offline: every file kept for offline use; update: a new
    * version is ready; installable: the browser offers to install the page as an app. */
   app: { offline: false, update: false, installable: false },
+  /** The projects kept in this browser ([{ db, name, created }]) and the one open here. */
+  projects: [],
+  project: null,
+  /** What was stored but could not be used, kept beside the project: [{ what, value, why, when }]. */
+  setAside: [],
   /** Another tab edits this project: this one follows and changes nothing (tabs.js). */
   readOnly: false,
   /** One line for the whole page (saved, opened, errors without a better place). */

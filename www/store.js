@@ -1,21 +1,28 @@
-// Keeping a project in this browser: IndexedDB, so that it survives a reload (project files
+// Keeping projects in this browser: IndexedDB, so that they survive a reload (project files
 // are projectfile.js's). Used by the page (classes, photos, settings, the model) and by the engine's
 // worker (the embeddings, which never need to cross to the page): a project of 10,000 photos
 // opens without moving 100 MB of embeddings through the page.
 //
-// Stores: "meta" (one record: classes in order, settings, the model), "photos" (id, class,
+// Each project is a database of its own ("fewshot" for the first, as before there was a list;
+// "fewshot-<id>" for the others), listed with its name in the database "fewshot-projects": a
+// project opened from a file is written whole into a new database before it is listed, so that
+// opening a file can never cost the project that is open (nor, failing, leave half a project).
+//
+// A project's stores: "meta" (one record: classes in order, settings, the model; and what was
+// set aside because it could not be used), "photos" (id, class,
 // when added, the JPEG; indexed by class and time added, and by "pending"), "embeddings" (id,
 // the engine's viewsKey, every view's floats). Opening reads the photos' ids by those indexes
 // and their images after (images()): a project of 10,000 photos shows before 10,000 images
 // are read.
 import { FewshotError, Kind } from "./protocol.js";
 
-const DB_NAME = "fewshot";
+const FIRST_PROJECT = "fewshot";
 const DB_VERSION = 3;
+const LIST_DB = "fewshot-projects";
 
-function open() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, DB_VERSION);
+function open(name) {
+  const promise = new Promise((resolve, reject) => {
+    const request = indexedDB.open(name, DB_VERSION);
     request.onupgradeneeded = (event) => {
       const db = request.result;
       const { oldVersion } = event;
@@ -46,26 +53,50 @@ function open() {
     };
     request.onsuccess = () => {
       const db = request.result;
-      // Closed under us (the disk failed, the browser cleared the site's data): open it
-      // again on the next use instead of failing every write from now on.
-      db.onclose = () => (dbPromise = null);
+      // Closed under us (the disk failed, the browser cleared the site's data, the project was
+      // deleted in another tab): open it again on the next use instead of failing every write.
+      const forget = () => {
+        if (databases.get(name) === opened) databases.delete(name);
+      };
+      db.onclose = forget;
       db.onversionchange = () => {
         db.close();
-        dbPromise = null;
+        forget();
       };
       resolve(db);
     };
-    request.onerror = () => reject(request.error);
+    request.onerror = () => reject(storageError(request.error));
     request.onblocked = () => reject(new Error("another tab holds an older version of this project open: close it and reload"));
   });
+  const opened = promise;
+  return promise;
 }
 
-let dbPromise = null;
-const db = () => (dbPromise ??= open());
+/** Open databases by name: the project in use, and one being written from a file. */
+const databases = new Map();
+const database = (name) => {
+  if (!databases.has(name)) databases.set(name, open(name));
+  return databases.get(name);
+};
 
-// Other tabs hear of every write (tabs.js), so that a tab that follows shows what is stored.
-export const CHANNEL = "fewshot-project";
-const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
+/** The project this page (or worker) keeps its photos in: its database's name. */
+let current = FIRST_PROJECT;
+const db = () => database(current);
+
+/** Use another project's database from now on (the page once at start; the worker when the
+ * page tells it, Op.Restore). */
+export function useProject(name) {
+  if (name === current) return;
+  current = name;
+  channel?.close();
+  channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(channelName()) : null;
+}
+export const currentProject = () => current;
+
+// Other tabs on the same project hear of every write (tabs.js), so that a tab that follows
+// shows what is stored.
+export const channelName = () => `fewshot-project:${current}`;
+let channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(channelName()) : null;
 
 /** A failed write, in words: a full disk says so, and that what was kept is safe. */
 function storageError(error) {
@@ -80,7 +111,7 @@ function storageError(error) {
 function done(transaction) {
   return new Promise((resolve, reject) => {
     transaction.oncomplete = () => {
-      if (transaction.mode === "readwrite") channel?.postMessage("changed");
+      if (transaction.mode === "readwrite" && transaction.db.name === current) channel?.postMessage("changed");
       resolve();
     };
     transaction.onerror = () => reject(storageError(transaction.error));
@@ -160,7 +191,14 @@ export async function deletePhotos(ids) {
   return done(t);
 }
 
-const metaRecord = (state) => ({ classes: state.classes.map((c) => ({ id: c.id, name: c.name })), settings: state.settings, model: state.model });
+/** The meta record: classes (id, name) in order, settings, the model, and what could not be
+ * used and was set aside ([{ what, value, why, when }]: kept, never thrown away). */
+const metaRecord = (state) => ({
+  classes: state.classes.map((c) => ({ id: c.id, name: c.name })),
+  settings: state.settings,
+  model: state.model,
+  setAside: state.setAside ?? [],
+});
 
 /** Store everything but the photos: class names and order, settings, the model. */
 export async function putMeta(state) {
@@ -172,8 +210,8 @@ export async function putMeta(state) {
 /** Replace the stored project with another ({ classes with photos (and their embeddings, from
  * a project file), settings, model }) in one transaction: when it fails, the old one is still
  * there, whole. */
-export async function replace(project) {
-  const t = (await db()).transaction(["meta", "photos", "embeddings"], "readwrite");
+export async function replace(project, name = current) {
+  const t = (await database(name)).transaction(["meta", "photos", "embeddings"], "readwrite");
   for (const name of ["meta", "photos", "embeddings"]) t.objectStore(name).clear();
   t.objectStore("meta").put(metaRecord(project), "project");
   for (const c of project.classes)
@@ -186,9 +224,12 @@ export async function replace(project) {
   return done(t);
 }
 
-/** The saved project: { classes, settings, model } with photos in the order added, or null.
- * A photo kept is { id } (its image and time: images()); one given but not read yet comes
- * whole, { id, added, pending: true, name, image }. Read by the indexes, not the records. */
+/** The saved project: { classes, settings, model, setAside } with photos in the order added,
+ * or null. A photo kept is { id } (its image and time: images()); one given but not read yet
+ * comes whole, { id, added, pending: true, name, image }. Read by the indexes, not the records.
+ * A meta record that is not what this page writes (damaged, or another version's) never stops
+ * the page: what cannot be used is set aside (in `setAside`, with why), and the classes are
+ * made again from the photos themselves, so that no photo is lost. */
 export async function load() {
   const database = await db();
   const t = database.transaction(["meta", "photos"]);
@@ -196,20 +237,57 @@ export async function load() {
   const ids = new Map();
   let meta = null;
   let pending = [];
+  let classesOk = true;
   const metaRequest = t.objectStore("meta").get("project");
   metaRequest.onsuccess = () => {
     meta = metaRequest.result;
-    for (const c of meta?.classes ?? []) {
-      const request = photos.index("byClass").getAllKeys(IDBKeyRange.bound([c.id, -Infinity], [c.id, Infinity]));
-      request.onsuccess = () => ids.set(c.id, request.result);
+    classesOk = Array.isArray(meta?.classes) && meta.classes.every((c) => typeof c?.id === "string" && typeof c?.name === "string");
+    if (classesOk) {
+      for (const c of meta?.classes ?? []) {
+        const request = photos.index("byClass").getAllKeys(IDBKeyRange.bound([c.id, -Infinity], [c.id, Infinity]));
+        request.onsuccess = () => ids.set(c.id, request.result);
+      }
+    } else {
+      // Every photo by its class, in the order added: the classes are found again from them.
+      photos.index("byClass").openKeyCursor().onsuccess = ({ target }) => {
+        const cursor = target.result;
+        if (!cursor) return;
+        const classId = String(cursor.key[0]);
+        if (!ids.has(classId)) ids.set(classId, []);
+        ids.get(classId).push(cursor.primaryKey);
+        cursor.continue();
+      };
     }
     const pendingRequest = photos.index("pending").getAll();
     pendingRequest.onsuccess = () => (pending = pendingRequest.result);
   };
   await done(t);
-  if (!meta) return null;
+  if (meta === undefined || meta === null) return ids.size ? recovered(ids, pending, [], null) : null;
+  const setAside = Array.isArray(meta.setAside) ? [...meta.setAside] : [];
+  const aside = (what, value, why) => setAside.push({ what, value, why, when: Date.now() });
+  let settings = meta.settings ?? {};
+  if (typeof settings !== "object" || Array.isArray(settings)) {
+    aside("settings", settings, "not a set of settings");
+    settings = {};
+  }
+  let model = meta.model ?? null;
+  if (model !== null && !(typeof model === "object" && model.bytes instanceof Uint8Array)) {
+    aside("model", model, "not a model");
+    model = null;
+  }
+  if (!classesOk) {
+    aside("classes", meta.classes, "not a list of classes");
+    return recovered(ids, pending, setAside, settings);
+  }
   const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
-  return { ...meta, classes: meta.classes.map((c) => ({ ...c, photos: (ids.get(c.id) ?? []).map((id) => given.get(id) ?? { id }) })) };
+  return { settings, model, setAside, classes: meta.classes.map((c) => ({ id: c.id, name: c.name, photos: (ids.get(c.id) ?? []).map((id) => given.get(id) ?? { id }) })) };
+}
+
+/** Classes made again from the photos' own records, when the list of classes is lost. */
+function recovered(ids, pending, setAside, settings) {
+  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
+  const classes = [...ids].map(([id, photos], i) => ({ id, name: `Recovered ${i + 1}`, photos: photos.map((p) => given.get(p) ?? { id: p }) }));
+  return { settings: settings ?? {}, model: null, setAside, classes, recovered: true };
 }
 
 /** Kept photos' images and times added (not those given but not read yet: load() has them):
@@ -230,4 +308,116 @@ export async function movePhoto(id, classId) {
   const request = photos.get(id);
   request.onsuccess = () => request.result && photos.put({ ...request.result, classId });
   return done(t);
+}
+
+// ---------- the list of projects ----------
+
+function openList() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(LIST_DB, 1);
+    request.onupgradeneeded = () => {
+      request.result.createObjectStore("projects", { keyPath: "db" });
+      request.result.createObjectStore("chosen");
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(storageError(request.error));
+  });
+}
+let listPromise = null;
+const list = () => (listPromise ??= openList().catch((e) => ((listPromise = null), Promise.reject(e))));
+
+/** Every project kept in this browser, oldest first: [{ db, name, created }]. The first one
+ * ("fewshot", where the page kept its one project before there was a list) is always there. */
+export async function projects() {
+  const t = (await list()).transaction("projects", "readwrite");
+  const request = t.objectStore("projects").getAll();
+  request.onsuccess = () => {
+    if (!request.result.some((p) => p.db === FIRST_PROJECT)) t.objectStore("projects").put({ db: FIRST_PROJECT, name: "My project", created: 0 });
+  };
+  await done(t);
+  const all = request.result.some((p) => p.db === FIRST_PROJECT) ? request.result : [{ db: FIRST_PROJECT, name: "My project", created: 0 }, ...request.result];
+  return all.sort((a, b) => a.created - b.created);
+}
+
+/** The project this browser opened last (the page opens it at start). */
+export async function chosenProject() {
+  const t = (await list()).transaction("chosen");
+  const request = t.objectStore("chosen").get("project");
+  await done(t);
+  const known = await projects();
+  return known.find((p) => p.db === request.result) ?? known[0];
+}
+
+export async function chooseProject(db) {
+  const t = (await list()).transaction("chosen", "readwrite");
+  t.objectStore("chosen").put(db, "project");
+  return done(t);
+}
+
+export async function renameProject(db, name) {
+  const t = (await list()).transaction("projects", "readwrite");
+  const store = t.objectStore("projects");
+  const request = store.get(db);
+  request.onsuccess = () => request.result && store.put({ ...request.result, name });
+  return done(t);
+}
+
+/** A new project, written whole (`project`: { classes with photos, settings, model }) into a
+ * database of its own before it is listed: when any of it fails, nothing is left of it and
+ * the list is as it was. Returns its record. */
+export async function addProject(name, project) {
+  const record = { db: `fewshot-${crypto.randomUUID()}`, name, created: Date.now() };
+  try {
+    await replace(project, record.db);
+    const t = (await list()).transaction("projects", "readwrite");
+    t.objectStore("projects").put(record);
+    await done(t);
+  } catch (e) {
+    await deleteDatabase(record.db).catch(() => {});
+    throw e;
+  }
+  return record;
+}
+
+/** A copy of a project, every record of it (photos, embeddings, model), listed under `name`. */
+export async function duplicateProject(db, name) {
+  const t = (await database(db)).transaction(["meta", "photos", "embeddings"]);
+  const meta = t.objectStore("meta").get("project");
+  const photos = t.objectStore("photos").getAll();
+  const embeddings = t.objectStore("embeddings").getAll();
+  await done(t);
+  const record = { db: `fewshot-${crypto.randomUUID()}`, name, created: Date.now() };
+  try {
+    const copy = (await database(record.db)).transaction(["meta", "photos", "embeddings"], "readwrite");
+    if (meta.result) copy.objectStore("meta").put(meta.result, "project");
+    photos.result.forEach((p) => copy.objectStore("photos").put(p));
+    embeddings.result.forEach((e) => copy.objectStore("embeddings").put(e));
+    await done(copy);
+    const l = (await list()).transaction("projects", "readwrite");
+    l.objectStore("projects").put(record);
+    await done(l);
+  } catch (e) {
+    await deleteDatabase(record.db).catch(() => {});
+    throw e;
+  }
+  return record;
+}
+
+/** Delete a project: its database, and its line in the list. */
+export async function deleteProject(db) {
+  await deleteDatabase(db);
+  const t = (await list()).transaction("projects", "readwrite");
+  t.objectStore("projects").delete(db);
+  return done(t);
+}
+
+async function deleteDatabase(name) {
+  const open = databases.get(name);
+  databases.delete(name);
+  if (open) (await open.catch(() => null))?.close();
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(name);
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(storageError(request.error));
+  });
 }

@@ -93,7 +93,11 @@ export function bind(a) {
   $("card-download").addEventListener("click", () => a.downloadModelCard());
   $("install").addEventListener("click", () => a.install());
   $("update").addEventListener("click", () => a.applyUpdate());
-  $("new-project").addEventListener("click", () => a.newProject({ confirm: (question) => confirm(question) }));
+  $("new-project").addEventListener("click", () => a.newProject());
+  $("project-select").addEventListener("change", (e) => a.openKeptProject(e.target.value));
+  $("rename-project").addEventListener("click", () => a.renameProject(prompt("A new name for this project:", $("project-select").selectedOptions[0]?.textContent ?? "")));
+  $("duplicate-project").addEventListener("click", () => a.duplicateProject());
+  $("delete-project").addEventListener("click", () => a.deleteProject({ confirm: (question) => confirm(question) }));
 
   // Labels act as buttons for their hidden file inputs: make them work from the keyboard.
   document.addEventListener("keydown", (e) => {

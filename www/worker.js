@@ -67,8 +67,9 @@ const handlers = {
   /** Take the stored embeddings of the project's photos (IndexedDB, read here: they never
    * cross to the page), and forget those of photos no longer in it (orphans of a reload in the
    * middle of adding). Resolves to the photos still to embed. */
-  async [Op.Restore]({ clean = true } = {}) {
+  async [Op.Restore]({ clean = true, project: db } = {}) {
     await ready();
+    if (db) store.useProject(db); // the project the page opened (store.js keeps each apart)
     const key = project.viewsKey;
     const orphans = [];
     for (const { id, viewsKey, embeddings } of await store.readEmbeddings()) {
@@ -129,6 +130,16 @@ const handlers = {
   async [Op.ImageNet]({ image }) {
     const { pixels, width, height } = await read(image);
     return engine().imagenet(pixels, width, height);
+  },
+
+  async [Op.CheckProject]({ json, files, model }) {
+    await ready();
+    return Project.checkProjectFile(json, files, model ?? null);
+  },
+
+  async [Op.CheckModel]({ figures, bytes, photos }) {
+    await ready();
+    return Project.checkStoredModel(figures, bytes, photos);
   },
 
   async [Op.Ping]() {

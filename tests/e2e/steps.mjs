@@ -54,13 +54,27 @@ export async function settled(page, expected, timeout = 300_000) {
   return shown.map((c) => c.ready);
 }
 
-/** What IndexedDB holds: the photo records ({ id, classId, pending }) and the ids of
- * embeddings. */
-export function storedRecords(page) {
+/** The database of the project the page has open (store.js: one a project, the list in
+ * "fewshot-projects"). */
+export function openProjectDatabase(page) {
+  return page.evaluate(() => new Promise((resolve) => {
+    indexedDB.open("fewshot-projects").onsuccess = ({ target }) => {
+      const list = target.result;
+      if (!list.objectStoreNames.contains("chosen")) return list.close(), resolve("fewshot");
+      const request = list.transaction("chosen").objectStore("chosen").get("project");
+      request.onsuccess = () => (list.close(), resolve(request.result ?? "fewshot"));
+    };
+  }));
+}
+
+/** What IndexedDB holds for the open project: the photo records ({ id, classId, pending }) and
+ * the ids of embeddings. */
+export async function storedRecords(page) {
+  const name = await openProjectDatabase(page);
   return page.evaluate(
-    () =>
+    (name) =>
       new Promise((resolve) => {
-        indexedDB.open("fewshot").onsuccess = ({ target }) => {
+        indexedDB.open(name).onsuccess = ({ target }) => {
           const t = target.result.transaction(["photos", "embeddings"]);
           const photos = t.objectStore("photos").getAll();
           const embeddings = t.objectStore("embeddings").getAllKeys();
@@ -70,6 +84,7 @@ export function storedRecords(page) {
           };
         };
       }),
+    name,
   );
 }
 
