@@ -5,10 +5,12 @@
 // Reply:    { id, ok: true, result } | { id, ok: false, error: { kind, message } }
 // Progress: { id, progress }                     (while a request runs: training steps, folds)
 // Fatal:    { fatal: { kind: "internal", message } }   (the worker cannot go on: restart it)
+// Life:     { life: name }   (once, at start: the Web Lock the worker holds until it ends)
 
 /** What the page can ask of the worker. */
 export const Op = Object.freeze({
-  /** { weights: ArrayBuffer, device } → { device, engines (how many embed at once), note, sha256, warning, loadMs } */
+  /** { weights: ArrayBuffer, device } → { device, engines (how many embed at once), note, sha256, warning,
+   * loadMs, passMs (one pass of the network on that device, timed after its warm-up) } */
   Load: "load",
   /** {} → { schema: { key: { kind, default, min?, max?, choices? } }, weightsSha256 } */
   Hello: "hello",
@@ -43,7 +45,8 @@ export const Op = Object.freeze({
   /** { figures (JSON text of a stored model's figures), bytes, photos: [photoId] } → the figures
    * as they may be shown (labels and cross-validated figures from the model file), or bad-input */
   CheckModel: "checkModel",
-  /** {} → true, at once: the worker is alive (engine.js asks while requests wait) */
+  /** {} → true, at once: the worker is alive (engine.js asks while requests wait, with ids
+   * below 0) */
   Ping: "ping",
 });
 

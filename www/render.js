@@ -99,7 +99,9 @@ function renderEngine({ engine }) {
   if (engine.status === "loading") {
     status.textContent = engine.progress < 1 ? `Downloading the model… ${Math.round(engine.progress * 100)} %` : "Preparing the model…";
   } else if (engine.status === "ready") {
-    status.textContent = engine.device === "webgpu" ? "Ready on WebGPU" : "Ready on CPU — slower";
+    // Which device, and no claim of which is faster: that is measured, in the engine's note
+    // (why this device, and how long one pass of the network took on it).
+    status.textContent = engine.device === "webgpu" ? "Ready on WebGPU" : "Ready on CPU";
     status.title = engine.note;
   } else {
     status.textContent = `Not working: ${engine.message}`;
