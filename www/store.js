@@ -362,13 +362,12 @@ export async function renameProject(db, name) {
   return done(t);
 }
 
-/** A new project, written whole (`project`: { classes with photos, settings, model }) into a
- * database of its own before it is listed: when any of it fails, nothing is left of it and
- * the list is as it was. Returns its record. */
-export async function addProject(name, project) {
+/** A new project's database, written by `write(name)` before it is listed: when any of it
+ * fails, nothing is left of it and the list is as it was. Returns its record. */
+async function listedWhenWhole(name, write) {
   const record = { db: `fewshot-${crypto.randomUUID()}`, name, created: Date.now() };
   try {
-    await replace(project, record.db);
+    await write(record.db);
     const t = (await list()).transaction("projects", "readwrite");
     t.objectStore("projects").put(record);
     await done(t);
@@ -379,6 +378,9 @@ export async function addProject(name, project) {
   return record;
 }
 
+/** A new project (`project`: { classes with photos, settings, model }), written whole. */
+export const addProject = (name, project) => listedWhenWhole(name, (db) => replace(project, db));
+
 /** A copy of a project, every record of it (photos, embeddings, model), listed under `name`. */
 export async function duplicateProject(db, name) {
   const t = (await database(db)).transaction(["meta", "photos", "embeddings"]);
@@ -386,21 +388,13 @@ export async function duplicateProject(db, name) {
   const photos = t.objectStore("photos").getAll();
   const embeddings = t.objectStore("embeddings").getAll();
   await done(t);
-  const record = { db: `fewshot-${crypto.randomUUID()}`, name, created: Date.now() };
-  try {
-    const copy = (await database(record.db)).transaction(["meta", "photos", "embeddings"], "readwrite");
+  return listedWhenWhole(name, async (copyDb) => {
+    const copy = (await database(copyDb)).transaction(["meta", "photos", "embeddings"], "readwrite");
     if (meta.result) copy.objectStore("meta").put(meta.result, "project");
     photos.result.forEach((p) => copy.objectStore("photos").put(p));
     embeddings.result.forEach((e) => copy.objectStore("embeddings").put(e));
     await done(copy);
-    const l = (await list()).transaction("projects", "readwrite");
-    l.objectStore("projects").put(record);
-    await done(l);
-  } catch (e) {
-    await deleteDatabase(record.db).catch(() => {});
-    throw e;
-  }
-  return record;
+  });
 }
 
 /** Delete a project: its database, and its line in the list. */
