@@ -175,7 +175,7 @@ impl Fewshot {
                 Some(true) => (
                     device::cpu(),
                     "cpu",
-                    "the only WebGPU adapter emulates a GPU in software, which is slower than the CPU path".to_string(),
+                    "the only WebGPU adapter emulates a GPU in software, on this processor: the CPU path runs here instead".to_string(),
                 ),
                 None => (device::cpu(), "cpu", "this browser offers no WebGPU adapter".to_string()),
             },
