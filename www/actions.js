@@ -518,7 +518,8 @@ export function stopCapture() {
  * src/projectfile.rs), written whole, then opened. What is open is never touched. */
 export async function openProject(file) {
   try {
-    await ready;
+    // The check needs the engine's module, not its backbone: a failed start does not stop it.
+    await firstStarted;
     const check = (json, files, model) => engine.call(Op.CheckProject, { json, files, model });
     const project = await readProject(new Uint8Array(await file.arrayBuffer()), file.name, check);
     // Embeddings made by another backbone are made again.
