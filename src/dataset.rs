@@ -63,7 +63,7 @@ impl Dataset {
     pub fn sample(&self, i: usize) -> (&[f32], usize) {
         match i.checked_sub(self.len()) {
             None => (self.embedding(i), self.targets[i]),
-            Some(v) => (&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], self.targets[self.variant_of[v]]),
+            Some(v) => (self.variant(v), self.targets[self.variant_of[v]]),
         }
     }
 
@@ -85,7 +85,7 @@ impl Dataset {
         }
         for (v, &of) in self.variant_of.iter().enumerate() {
             if new_index[of] != usize::MAX {
-                out.push_variant(&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM], new_index[of])?;
+                out.push_variant(self.variant(v), new_index[of])?;
             }
         }
         Ok(out)
@@ -103,17 +103,22 @@ impl Dataset {
         &self.embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
     }
 
-    /// Every view of photo `i`: the photo's own embedding, then its variants in the order added.
-    pub fn views_of(&self, i: usize) -> Vec<&[f32]> {
-        let variants = self.variant_of.iter().enumerate().filter(|&(_, &of)| of == i);
-        std::iter::once(self.embedding(i)).chain(variants.map(|(v, _)| &self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM])).collect()
+    /// Variant `v`'s embedding.
+    pub fn variant(&self, v: usize) -> &[f32] {
+        &self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM]
+    }
+
+    /// Each photo's variants (indices for [`Dataset::variant`]), in the order added.
+    pub fn variants_by_photo(&self) -> Vec<Vec<usize>> {
+        let mut by_photo: Vec<Vec<usize>> = vec![vec![]; self.len()];
+        self.variant_of.iter().enumerate().for_each(|(v, &of)| by_photo[of].push(v));
+        by_photo
     }
 
     /// Every photo's views, one photo after the other (`[n * views * 1280]`), and how many views
     /// a photo has; `None` when photos have different numbers of views.
     pub fn photos_with_views(&self) -> Option<(Vec<f32>, usize)> {
-        let mut by_photo: Vec<Vec<usize>> = vec![vec![]; self.len()];
-        self.variant_of.iter().enumerate().for_each(|(v, &of)| by_photo[of].push(v));
+        let by_photo = self.variants_by_photo();
         let views = 1 + by_photo.first().map_or(0, Vec::len);
         if by_photo.iter().any(|v| v.len() + 1 != views) {
             return None;
@@ -121,7 +126,7 @@ impl Dataset {
         let mut out = Vec::with_capacity(self.len() * views * EMBEDDING_DIM);
         for (i, variants) in by_photo.iter().enumerate() {
             out.extend_from_slice(self.embedding(i));
-            variants.iter().for_each(|&v| out.extend_from_slice(&self.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM]));
+            variants.iter().for_each(|&v| out.extend_from_slice(self.variant(v)));
         }
         Some((out, views))
     }

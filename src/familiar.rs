@@ -187,14 +187,13 @@ impl Study {
     pub fn new(data: &Dataset, seed: u64, max_references: usize) -> Self {
         let chosen = references(data, seed, max_references.clamp(MIN_PHOTOS, MAX_REFERENCES));
         let n = chosen.len();
-        let mut variants: Vec<Vec<usize>> = vec![vec![]; data.len()];
-        data.variant_of.iter().enumerate().for_each(|(v, &of)| variants[of].push(v));
+        let variants = data.variants_by_photo();
         let (mut queries, mut owner) = (vec![], vec![]);
         for (r, &i) in chosen.iter().enumerate() {
             queries.extend(unit(data.embedding(i)));
             owner.push(r);
             for &v in &variants[i] {
-                queries.extend(unit(&data.variants[v * EMBEDDING_DIM..(v + 1) * EMBEDDING_DIM]));
+                queries.extend(unit(data.variant(v)));
                 owner.push(r);
             }
         }

@@ -229,12 +229,12 @@ fn check_project_zip(path: &Path) -> Result<String> {
     let json = files.remove("project.json").ok_or_else(|| damaged("it has no project.json: it is not a Fewshot project".into()))?;
     let json = String::from_utf8(json).map_err(|_| damaged("its project.json is not text".into()))?;
     let sizes: BTreeMap<String, u64> = files.iter().map(|(name, bytes)| (name.clone(), bytes.len() as u64)).collect();
-    let model_file = serde_json::from_str::<serde_json::Value>(&json).ok().and_then(|v| v["model"]["file"].as_str().map(str::to_string));
-    let checked = fewshot::projectfile::check(&json, &sizes, model_file.as_ref().and_then(|f| files.get(f)).map(Vec::as_slice))?;
-    let sums: BTreeMap<String, String> = serde_json::from_str::<serde_json::Value>(&json)
-        .ok()
-        .and_then(|v| serde_json::from_value(v["checksums"].clone()).ok())
-        .unwrap_or_default();
+    // What check() needs from outside the text (the model's bytes), and the checksums it checked
+    // the shape of, from one read of it.
+    let claimed: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    let model_bytes = claimed["model"]["file"].as_str().and_then(|f| files.get(f)).map(Vec::as_slice);
+    let checked = fewshot::projectfile::check(&json, &sizes, model_bytes)?;
+    let sums: BTreeMap<String, String> = serde_json::from_value(claimed["checksums"].clone()).unwrap_or_default();
     for (name, bytes) in &files {
         if name == "MODEL_CARD.md" {
             continue;
