@@ -91,7 +91,8 @@ export function joinTabs() {
  * the one chosen last. A note left by the action that chose it (an opened file) is shown. */
 export async function chooseProject() {
   try {
-    const [all, chosen] = await Promise.all([store.projects(), store.chosenProject()]);
+    const all = await store.projects();
+    const chosen = await store.chosenProject(all);
     store.useProject(chosen.db);
     update({ projects: all, project: chosen });
   } catch (e) {

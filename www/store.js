@@ -262,7 +262,8 @@ export async function load() {
     pendingRequest.onsuccess = () => (pending = pendingRequest.result);
   };
   await done(t);
-  if (meta === undefined || meta === null) return ids.size ? recovered(ids, pending, [], null) : null;
+  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
+  if (meta === undefined || meta === null) return ids.size ? recovered(ids, given, [], null) : null;
   const setAside = Array.isArray(meta.setAside) ? [...meta.setAside] : [];
   const aside = (what, value, why) => setAside.push({ what, value, why, when: Date.now() });
   let settings = meta.settings ?? {};
@@ -277,15 +278,13 @@ export async function load() {
   }
   if (!classesOk) {
     aside("classes", meta.classes, "not a list of classes");
-    return recovered(ids, pending, setAside, settings);
+    return recovered(ids, given, setAside, settings);
   }
-  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
   return { settings, model, setAside, classes: meta.classes.map((c) => ({ id: c.id, name: c.name, photos: (ids.get(c.id) ?? []).map((id) => given.get(id) ?? { id }) })) };
 }
 
 /** Classes made again from the photos' own records, when the list of classes is lost. */
-function recovered(ids, pending, setAside, settings) {
-  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
+function recovered(ids, given, setAside, settings) {
   const classes = [...ids].map(([id, photos], i) => ({ id, name: `Recovered ${i + 1}`, photos: photos.map((p) => given.get(p) ?? { id: p }) }));
   return { settings: settings ?? {}, model: null, setAside, classes, recovered: true };
 }
@@ -329,22 +328,23 @@ const list = () => (listPromise ??= openList().catch((e) => ((listPromise = null
 /** Every project kept in this browser, oldest first: [{ db, name, created }]. The first one
  * ("fewshot", where the page kept its one project before there was a list) is always there. */
 export async function projects() {
+  const first = { db: FIRST_PROJECT, name: "My project", created: 0 };
   const t = (await list()).transaction("projects", "readwrite");
   const request = t.objectStore("projects").getAll();
   request.onsuccess = () => {
-    if (!request.result.some((p) => p.db === FIRST_PROJECT)) t.objectStore("projects").put({ db: FIRST_PROJECT, name: "My project", created: 0 });
+    if (!request.result.some((p) => p.db === FIRST_PROJECT)) t.objectStore("projects").put(first);
   };
   await done(t);
-  const all = request.result.some((p) => p.db === FIRST_PROJECT) ? request.result : [{ db: FIRST_PROJECT, name: "My project", created: 0 }, ...request.result];
+  const all = request.result.some((p) => p.db === FIRST_PROJECT) ? request.result : [first, ...request.result];
   return all.sort((a, b) => a.created - b.created);
 }
 
-/** The project this browser opened last (the page opens it at start). */
-export async function chosenProject() {
+/** Of the projects `known` (projects()), the one this browser opened last (the page opens it
+ * at start). */
+export async function chosenProject(known) {
   const t = (await list()).transaction("chosen");
   const request = t.objectStore("chosen").get("project");
   await done(t);
-  const known = await projects();
   return known.find((p) => p.db === request.result) ?? known[0];
 }
 

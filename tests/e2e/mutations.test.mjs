@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { unzipSync, zipSync, strFromU8, strToU8 } from "../../www/vendor/fflate.js";
 import { startServer, launch, tempDir, screenshot } from "./browser.mjs";
-import { photosOf, pageOpener, card, settled, counts as counts_, trainAndWait, storedRecords, openProjectDatabase } from "./steps.mjs";
+import { photosOf, pageOpener, card, settled, teach, counts as counts_, trainAndWait, storedRecords, openProjectDatabase } from "./steps.mjs";
 
 const { origin } = await startServer();
 const openPage = pageOpener(origin);
@@ -69,11 +69,7 @@ test("a project.json damaged field by field: refused or opened beside, never cos
   try {
     const page = await openPage(context, "?device=cpu");
     page.on("pageerror", (e) => errors.push(e.message));
-    await card(page, 0).locator(".class-name").fill("hat");
-    await card(page, 1).locator(".class-name").fill("shoes");
-    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 3));
-    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 3));
-    assert.deepEqual(await settled(page, [3, 3]), [3, 3]);
+    assert.deepEqual(await teach(page, { hat: 3, shoes: 3 }), [3, 3]);
     await trainAndWait(page);
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#save-project")]);
     const dir = tempDir("mutations");

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, launch, screenshot } from "./browser.mjs";
-import { photosOf, pageOpener, card, settled, trainAndWait } from "./steps.mjs";
+import { pageOpener, settled, teach, trainAndWait } from "./steps.mjs";
 
 const { origin } = await startServer();
 const openPage = pageOpener(origin);
@@ -22,11 +22,7 @@ test("projects: new, renamed, duplicated with its model, switched, deleted", { t
   try {
     const page = await openPage(context, "?device=cpu");
     page.on("dialog", (d) => d.accept(d.type() === "prompt" ? "Screws" : undefined));
-    await card(page, 0).locator(".class-name").fill("hat");
-    await card(page, 1).locator(".class-name").fill("shoes");
-    await card(page, 0).locator(".file-input").setInputFiles(photosOf("train", "hat", 3));
-    await card(page, 1).locator(".file-input").setInputFiles(photosOf("train", "shoes", 3));
-    assert.deepEqual(await settled(page, [3, 3]), [3, 3]);
+    assert.deepEqual(await teach(page, { hat: 3, shoes: 3 }), [3, 3]);
     await trainAndWait(page);
 
     await page.click("#rename-project");

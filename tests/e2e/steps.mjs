@@ -27,6 +27,17 @@ export const pageOpener = (origin) => async function openPage(context, query = "
 
 export const card = (page, i) => page.locator(".class-card").nth(i);
 
+/** Name the classes and give each its photos from clothing-small's training photos, `{ hat: 3,
+ * shoes: 3 }` (as many classes as the page has cards); returns once every photo is ready. */
+export async function teach(page, counts) {
+  const labels = Object.keys(counts);
+  for (const [i, label] of labels.entries()) {
+    await card(page, i).locator(".class-name").fill(label);
+    await card(page, i).locator(".file-input").setInputFiles(photosOf("train", label, counts[label]));
+  }
+  return settled(page, Object.values(counts));
+}
+
 export async function nameClass(page, i, name) {
   await card(page, i).locator(".class-name").fill(name);
 }
