@@ -24,7 +24,8 @@ FFLATE_SHA256=8cc1f687e0159e977addb6b85e274dbd11e622cf151f4fcb7b85d49622ea43e7
 PORT=${PORT:-8080}
 TOOLS=$ROOT/target/tools
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each line says how long the command has run, so that a CI log shows where the time goes.
+say() { printf '\033[1m==> [%d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
