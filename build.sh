@@ -131,8 +131,8 @@ vendor() {
 # changes whenever one of them does: a changed list is how a visitor's browser learns of an
 # update. Written after every build (it takes a moment).
 precache() {
-  local files=(index.html style.css icon.svg icon-192.png icon-512.png manifest.webmanifest example.html app.html app.css package.json fewshot.d.ts)
-  files+=($(cd www && ls *.js | grep -v '^sw\.js$') vendor/fflate.js pkg/fewshot.js pkg/fewshot_bg.wasm "weights/$WEIGHTS_NAME")
+  local files=(index.html style.css icon.svg icon-192.png icon-512.png manifest.webmanifest package.json package/example.html package/app.html package/app.css package/fewshot.d.ts)
+  files+=($(cd www && ls *.js page/*.js worker/*.js seam/*.js package/*.js | grep -v '^sw\.js$') vendor/fflate.js pkg/fewshot.js pkg/fewshot_bg.wasm "weights/$WEIGHTS_NAME")
   local version
   version=$( (cd www && cat "${files[@]}") | sha256sum | cut -c1-16)
   {

@@ -97,7 +97,7 @@ if (ONLY !== "model") {
     // photo to whichever is free; the throughput of 8 rounds of photos, after a round that
     // starts the helpers.
     await attempt("Fewshot cpu, all cores", async () => {
-      const { EmbedPool, engineCount } = await import("/pool.js");
+      const { EmbedPool, engineCount } = await import("/worker/pool.js").catch(() => import("/pool.js")); // or an older build's flat www/
       const own = fewshots.cpu;
       const pool = new EmbedPool((...photo) => own.embedViews(...photo), weights.buffer.slice(0), engineCount("cpu"));
       const views = JSON.stringify([{}]);
@@ -288,8 +288,9 @@ if (!QUICK && !ONLY) {
   const list = (split) => labels.flatMap((l, c) => readdirSync(join(root, split, l)).sort().map((f) => [`/shared/datasets/clothing-small/${split}/${l}/${f}`, c]));
   const quality = await page.evaluate(async ({ labels, train, test }) => {
     // The page's own pipeline: its engine client and worker (decode once, embed, learn).
-    const { EngineClient } = await import("/engine.js");
-    const { Op } = await import("/protocol.js");
+    // This build's modules, or an older build's (www/ flat).
+    const { EngineClient } = await import("/seam/engine.js").catch(() => import("/engine.js"));
+    const { Op } = await import("/seam/protocol.js").catch(() => import("/protocol.js"));
     const client = new EngineClient();
     await client.load({ device: document.body.dataset.engine });
     await client.call(Op.SetSettings, { settings: { mirror: false } });

@@ -73,8 +73,9 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
   await page.waitForFunction(() => document.body.dataset.engine === "cpu", null, { timeout: 300_000 });
   await page.evaluate(async (n) => {
     // Written straight into IndexedDB in the page's own format, as if added one by one.
-    const store = await import("/store.js");
-    const { state } = await import("/state.js");
+    // This build's modules, or an older build's (www/ flat).
+    const store = await import("/seam/store.js").catch(() => import("/store.js"));
+    const { state } = await import("/page/state.js").catch(() => import("/state.js"));
     const classes = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), name: `class ${i}`, photos: [] }));
     const canvas = new OffscreenCanvas(448, 336);
     const g = canvas.getContext("2d");

@@ -1,4 +1,4 @@
-// The package for web developers (www/fewshot.js) in a real page: load a model, predict from
+// The package for web developers (www/package/fewshot.js) in a real page: load a model, predict from
 // every input kind it takes, and agree with the engine's own answer; errors arrive with their
 // kind. The model is trained in the same browser through the wasm API.
 import { test } from "node:test";
@@ -17,7 +17,7 @@ test("the package predicts from every input kind as the engine does, and errors 
   const { context } = await launch({ webgpu: false });
   const page = await context.newPage();
   echoConsole(page, "package");
-  await page.goto(`${origin}/example.html`); // any page of the origin: its CSP applies
+  await page.goto(`${origin}/package/example.html`); // any page of the origin: its CSP applies
   const train = ["hat", "shoes"].flatMap((label, c) => [0, 1, 2].map((i) => [url("train", label, i), label, c]));
   const result = await page.evaluate(
     async ({ train, probe }) => {
@@ -48,7 +48,7 @@ test("the package predicts from every input kind as the engine does, and errors 
       const engine = (await project.classify(fewshot, probeData.data, probeData.width, probeData.height)).predictions;
 
       // The package, from each input kind.
-      const { load, FewshotError } = await import("/fewshot.js");
+      const { load, FewshotError } = await import("/package/fewshot.js");
       const m = await load(model, { device: "cpu" });
       const img = new Image();
       img.src = URL.createObjectURL(blob);

@@ -247,9 +247,9 @@ test("teach three classes, train, understand, predict, reload, save, open, expor
   assert.deepEqual(await settled(page2, [3, 3]), [3, 3]);
   assert.deepEqual(await page2.$$eval(".class-name", (els) => els.map((e) => e.value)), ["hat", "shoes"]);
 
-  // The exported model in www/example.html gives the same label.
+  // The exported model in www/package/example.html gives the same label.
   await page2.route("**/model.fewshot", (route) => route.fulfill({ body: readFileSync(modelPath), contentType: "application/octet-stream" }));
-  await page2.goto(`${origin}/example.html`);
+  await page2.goto(`${origin}/package/example.html`);
   await page2.waitForFunction(() => /^Ready/.test(document.querySelector("output").textContent), null, { timeout: 300_000 });
   await page2.setInputFiles("input[type=file]", hat);
   await page2.waitForFunction(() => /%\)$/.test(document.querySelector("output").textContent), null, { timeout: 120_000 });

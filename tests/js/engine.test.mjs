@@ -1,11 +1,11 @@
-// How the page finds out that its engine's worker has ended (www/engine.js), under node with a
+// How the page finds out that its engine's worker has ended (www/seam/engine.js), under node with a
 // stand-in Worker and Web Locks and mocked clocks: at once where the browser says so, within
 // seconds by pings otherwise, and never for a worker that is only busy. The real worker in a
 // real browser: tests/e2e/faults.test.mjs.
 import { test, mock, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { EngineClient, PING_EVERY_MS, SILENT_CPU_MS, SILENT_PASSES, SILENT_GROWTH, SILENT_LONG_MS } from "../../www/engine.js";
-import { Op, Kind } from "../../www/protocol.js";
+import { EngineClient, PING_EVERY_MS, SILENT_CPU_MS, SILENT_PASSES, SILENT_GROWTH, SILENT_LONG_MS } from "../../www/seam/engine.js";
+import { Op, Kind } from "../../www/seam/protocol.js";
 
 /** A worker that answers pings (unless told not to) and nothing else by itself. */
 class FakeWorker {

@@ -1,4 +1,4 @@
-// The package (www/package.json "files") and the exported web app (app.js beside it) carry
+// The package (www/package.json "files") and the exported web app (package/app.js beside it) carry
 // every module they load: a file one of them imports but the list leaves out works on the
 // page, where all of www/ is served, and breaks only in a web developer's page.
 import { test } from "node:test";
@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join, dirname, normalize } from "node:path";
 import { unzipSync, strFromU8 } from "../../www/vendor/fflate.js";
-import { webAppZip } from "../../www/webapp.js";
+import { webAppZip } from "../../www/page/webapp.js";
 
 const WWW = new URL("../../www/", import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(join(WWW, "package.json"), "utf8"));
@@ -28,7 +28,7 @@ function loads(path) {
 }
 
 test("every module the package or the web app loads is in the package", () => {
-  const shipped = new Set([...pkg.files, "app.js", "app.css"]);
+  const shipped = new Set([...pkg.files, "package/app.js", "package/app.css"]);
   const missing = [];
   for (const file of shipped) {
     // pkg/ is wasm-bindgen's output (built later than these tests run), and loads only its wasm.
@@ -41,7 +41,7 @@ test("every module the package or the web app loads is in the package", () => {
   }
   assert.deepEqual(missing, []);
   // The check itself sees imports: the worker loads the wasm glue and the store.
-  assert.ok(loads("worker.js").includes("pkg/fewshot.js") && loads("worker.js").includes("store.js"));
+  assert.ok(loads("worker/worker.js").includes("pkg/fewshot.js") && loads("worker/worker.js").includes("seam/store.js"));
 });
 
 test("the exported web app's service worker keeps every file of the app, and only those", async () => {
@@ -52,9 +52,9 @@ test("the exported web app's service worker keeps every file of the app, and onl
   const [, listed] = strFromU8(files["sw.js"]).match(/^self\.APP = (.*);\n/);
   const app = JSON.parse(listed);
   assert.deepEqual(app.files, Object.keys(files).filter((f) => f !== "sw.js").sort());
-  for (const f of ["index.html", "app.js", "app.css", "model.fewshot", "worker.js", "pkg/fewshot_bg.wasm"]) assert.ok(app.files.includes(f), f);
-  assert.ok(strFromU8(files["sw.js"]).endsWith(readFileSync(join(WWW, "app-sw.js"), "utf8")), "app-sw.js follows the list");
-  assert.match(strFromU8(files["app.js"]), /serviceWorker\s*\.register\("sw\.js"\)/);
+  for (const f of ["index.html", "package/app.js", "package/app.css", "model.fewshot", "worker/worker.js", "pkg/fewshot_bg.wasm"]) assert.ok(app.files.includes(f), f);
+  assert.ok(strFromU8(files["sw.js"]).endsWith(readFileSync(join(WWW, "package/app-sw.js"), "utf8")), "app-sw.js follows the list");
+  assert.match(strFromU8(files["package/app.js"]), /serviceWorker\s*\.register\("sw\.js"\)/);
   // Its version follows what is in the app: the same export keeps it, another model changes it.
   const again = JSON.parse(strFromU8(unzipSync(await exported(new Uint8Array([1, 2, 3])))["sw.js"]).match(/^self\.APP = (.*);\n/)[1]);
   const other = JSON.parse(strFromU8(unzipSync(await exported(new Uint8Array([1, 2, 4])))["sw.js"]).match(/^self\.APP = (.*);\n/)[1]);

@@ -4,9 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { zipSync, strToU8 } from "../../www/vendor/fflate.js";
-import { writeProject, readProject, folderName, LIMITS } from "../../www/projectfile.js";
-import { modelCard } from "../../www/modelcard.js";
-import { Kind } from "../../www/protocol.js";
+import { writeProject, readProject, folderName, LIMITS } from "../../www/page/projectfile.js";
+import { modelCard } from "../../www/page/modelcard.js";
+import { Kind } from "../../www/seam/protocol.js";
 import { initSync, Project } from "../../www/pkg/fewshot.js";
 
 // The engine's own check of a project's description (src/projectfile.rs), as the worker runs it.

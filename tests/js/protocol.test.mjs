@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { Op, Kind, FewshotError, errorToMessage, errorFromMessage, restartFor, badInput } from "../../www/protocol.js";
-import { sniffType, fitSize, STORED_SIDE } from "../../www/image.js";
+import { Op, Kind, FewshotError, errorToMessage, errorFromMessage, restartFor, badInput } from "../../www/seam/protocol.js";
+import { sniffType, fitSize, STORED_SIDE } from "../../www/seam/image.js";
 
 test("an error keeps its kind across the seam", () => {
   for (const kind of Object.values(Kind)) {
@@ -36,7 +36,7 @@ test("only a lost GPU or a crash restarts the engine", () => {
 });
 
 test("every request the page makes is one the worker answers", () => {
-  const worker = readFileSync(new URL("../../www/worker.js", import.meta.url), "utf8");
+  const worker = readFileSync(new URL("../../www/worker/worker.js", import.meta.url), "utf8");
   const handled = [...worker.matchAll(/\[Op\.(\w+)\]/g)].map((m) => m[1]).sort();
   assert.deepEqual(handled, Object.keys(Op).sort());
 });
@@ -67,7 +67,7 @@ test("photos are kept at most STORED_SIDE a side, never below the engine's minim
 });
 
 test("the pool embeds with one engine a core on the CPU, at most MAX_ENGINES, one on a GPU", async () => {
-  const { engineCount, MAX_ENGINES } = await import("../../www/pool.js");
+  const { engineCount, MAX_ENGINES } = await import("../../www/worker/pool.js");
   assert.equal(engineCount("cpu", 2), 2);
   assert.equal(engineCount("cpu", 64), MAX_ENGINES);
   assert.equal(engineCount("cpu", 1), 1);

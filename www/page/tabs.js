@@ -4,7 +4,7 @@
 // (store.js announces every write on a BroadcastChannel) and changes nothing, until the
 // editing tab closes and the lock passes to it. Without Web Locks (old browsers) every tab
 // edits, as before.
-import { channelName, currentProject } from "./store.js";
+import { channelName, currentProject } from "../seam/store.js";
 
 /** Resolves once this tab knows its part: onLead() now or later (when it gets the lock),
  * onFollow() now if another tab edits, onChanged() after another tab's writes. */

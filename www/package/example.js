@@ -2,7 +2,8 @@
 import { load } from "./fewshot.js";
 
 const output = document.querySelector("output");
-const model = await load("model.fewshot");
+// The weights are beside the page by default; on Fewshot's own site, one folder up.
+const model = await load("model.fewshot", { weights: "../weights/mobilenet_v2_1.0_224_quant.tflite" });
 output.textContent = `Ready: ${model.labels.join(", ")}`;
 
 document.querySelector("input").addEventListener("change", async (event) => {

@@ -7,8 +7,8 @@
 //   console.log(best.label, best.probability, model.labels);
 //
 // Types: fewshot.d.ts.
-import { EngineClient, WEIGHTS_FILE } from "./engine.js";
-import { Op, FewshotError, Kind } from "./protocol.js";
+import { EngineClient, WEIGHTS_FILE } from "../seam/engine.js";
+import { Op, FewshotError, Kind } from "../seam/protocol.js";
 
 export { FewshotError, Kind };
 
@@ -100,7 +100,7 @@ class Model {
  * weights download.
  */
 export async function load(model, { weights = new URL(WEIGHTS_FILE, document.baseURI), device = "auto", onProgress } = {}) {
-  const client = new EngineClient(new URL("./worker.js", import.meta.url));
+  const client = new EngineClient(new URL("../worker/worker.js", import.meta.url));
   try {
     const bytes = await modelBytes(model);
     await client.load({ device, weightsUrl: weights, onProgress });

@@ -8,8 +8,8 @@
 // Measured through the page (tests/bench/page.mjs, 2 cores, 4 views a photo): 92 ms a photo
 // with the worker embedding beside one helper, 64 ms with two helpers and the page keeping
 // one photo more in flight than there are engines.
-import { EngineClient } from "./engine.js";
-import { Kind, Op } from "./protocol.js";
+import { EngineClient } from "../seam/engine.js";
+import { Kind, Op } from "../seam/protocol.js";
 
 /** Engines that embed at most: beyond four, memory (one backbone and wasm instance each)
  * grows faster than a browser tab's share of the cores. */

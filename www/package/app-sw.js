@@ -1,4 +1,4 @@
-// The exported web app's service worker (webapp.js writes it into the ZIP as sw.js, after a
+// The exported web app's service worker (page/webapp.js writes it into the ZIP as sw.js, after a
 // first line that names every file of the app and their version: self.APP = { version,
 // files }). It keeps all of them when the app is first opened and serves them from then on,
 // cache first, so that the app opens and classifies with no server at all. A new export put

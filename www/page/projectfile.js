@@ -13,10 +13,10 @@
 // with changed photos, embeddings or weights.
 // Opened: such a ZIP; a plain ZIP of one folder per class (a data set someone downloaded); or
 // the binary project file of Fewshot 0.1 ("FEWSHOTP").
-import { zipSync, unzipSync, strToU8, strFromU8 } from "./vendor/fflate.js";
-import { sniffType } from "./image.js";
-import { badInput, Kind } from "./protocol.js";
-import { sha256Hex } from "./engine.js";
+import { zipSync, unzipSync, strToU8, strFromU8 } from "../vendor/fflate.js";
+import { sniffType } from "../seam/image.js";
+import { badInput, Kind } from "../seam/protocol.js";
+import { sha256Hex } from "../seam/engine.js";
 
 export const FORMAT = "fewshot-project";
 export const VERSION = 2;

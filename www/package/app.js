@@ -1,7 +1,8 @@
 // The web app Fewshot exports ("Export web app"): a trained model that classifies photos and
-// the webcam on any static server, offline, with nothing from elsewhere. In the export this
-// page is index.html, beside the package (fewshot.js and its files), the weights and
-// model.fewshot. Label names are the model's: shown with textContent only.
+// the webcam on any static server, offline, with nothing from elsewhere. In the export its
+// page (app.html) is index.html at the root, beside the package (package/fewshot.js and the
+// files it loads), the weights and model.fewshot. Label names are the model's: shown with
+// textContent only.
 import { load, verdict } from "./fewshot.js";
 
 const $ = (id) => document.getElementById(id);

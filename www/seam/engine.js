@@ -121,7 +121,7 @@ export class EngineClient {
   onFatal = null;
 
   /** `name`: the worker's name (self.name inside it; DevTools shows it). */
-  constructor(workerUrl = new URL("./worker.js", import.meta.url), name = "fewshot engine") {
+  constructor(workerUrl = new URL("../worker/worker.js", import.meta.url), name = "fewshot engine") {
     this.#workerUrl = workerUrl;
     this.#name = name;
   }

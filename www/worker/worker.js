@@ -1,11 +1,11 @@
 // The engine's home: a module Web Worker that owns the wasm instance, the backbone (Fewshot)
 // and the project's learning state (Project), so that embedding and training never freeze the
 // page. It answers the requests of protocol.js; the page talks to it through engine.js only.
-import init, { Fewshot, Project } from "./pkg/fewshot.js";
-import { Op, Kind, errorToMessage, badInput } from "./protocol.js";
-import { decode } from "./image.js";
+import init, { Fewshot, Project } from "../pkg/fewshot.js";
+import { Op, Kind, errorToMessage, badInput } from "../seam/protocol.js";
+import { decode } from "../seam/image.js";
 import { EmbedPool, engineCount } from "./pool.js";
-import * as store from "./store.js";
+import * as store from "../seam/store.js";
 
 // This worker's life, for whoever started it (engine.js): a Web Lock held until the worker
 // ends, however it ends (closed, ended by the browser with no event, crashed); the browser

@@ -1,16 +1,18 @@
 // "Export web app": one ZIP that classifies photos and the webcam on any static server,
-// offline, with nothing from elsewhere: app.html as index.html, the package (the files
-// package.json lists), the weights, the model and its card, and its own service worker
-// (app-sw.js as sw.js, told every other file of the ZIP), so that it opens again with no
-// server. `read(path)` gives the bytes of one of this page's own files (the service worker
-// has them, so it works offline too).
-import { zipSync, strFromU8, strToU8 } from "./vendor/fflate.js";
-import { WEIGHTS_FILE, sha256Hex } from "./engine.js";
+// offline, with nothing from elsewhere: package/app.html as index.html, the package (the
+// files package.json lists), the weights, the model and its card, and its own service worker
+// (package/app-sw.js as sw.js, told every other file of the ZIP), so that it opens again with
+// no server. Every file keeps its path in www/ (package/, seam/, worker/, pkg/, weights/);
+// index.html, sw.js, the model and its card are at the root. `read(path)` gives the bytes of
+// one of this page's own files, by its path in www/ (the service worker has them, so it works
+// offline too).
+import { zipSync, strFromU8, strToU8 } from "../vendor/fflate.js";
+import { WEIGHTS_FILE, sha256Hex } from "../seam/engine.js";
 
 /** The ZIP's bytes. */
 export async function webAppZip({ read, model, card }) {
   const pkg = JSON.parse(strFromU8(await read("package.json")));
-  const html = strFromU8(await read("app.html"));
+  const html = strFromU8(await read("package/app.html"));
   const files = {
     "index.html": strToU8(html),
     "model.fewshot": [model, { level: 0 }],
@@ -18,14 +20,14 @@ export async function webAppZip({ read, model, card }) {
     "README.txt": strToU8(readme(html)),
     [WEIGHTS_FILE]: [await read(WEIGHTS_FILE), { level: 0 }],
   };
-  for (const path of ["app.js", "app.css", ...pkg.files]) files[path] = await read(path);
-  files["sw.js"] = strToU8(await serviceWorker(files, strFromU8(await read("app-sw.js"))));
+  for (const path of ["package/app.js", "package/app.css", ...pkg.files]) files[path] = await read(path);
+  files["sw.js"] = strToU8(await serviceWorker(files, strFromU8(await read("package/app-sw.js"))));
   return zipSync(files, { level: 6 });
 }
 
-/** The app's service worker: `source` (app-sw.js) after the line that lists every file of
- * the app and their version (the sha256 of them all: an export that changes nothing keeps
- * the visitors' copy). */
+/** The app's service worker: `source` (package/app-sw.js) after the line that lists every
+ * file of the app and their version (the sha256 of them all: an export that changes nothing
+ * keeps the visitors' copy). */
 async function serviceWorker(files, source) {
   const paths = Object.keys(files).sort();
   const bytes = paths.map((path) => (Array.isArray(files[path]) ? files[path][0] : files[path]));
@@ -53,7 +55,7 @@ function readme(html) {
     `  Content-Security-Policy: ${policy}`,
     "",
     "MODEL_CARD.md says what the model is, how accurate it was found to be, and its limits.",
-    "To use the model in your own page instead, see fewshot.d.ts and fewshot.js.",
+    "To use the model in your own page instead, see package/fewshot.d.ts and package/fewshot.js.",
     "",
   ].join("\n");
 }

@@ -2,9 +2,9 @@
 // or the store, then update()s the state; render.js shows it. Every rule (class names, what
 // training needs, settings' limits) is the engine's: the page shows the engine's error, of the
 // kind protocol.js names.
-import { EngineClient } from "./engine.js";
-import { Op, Kind, restartFor } from "./protocol.js";
-import * as store from "./store.js";
+import { EngineClient } from "../seam/engine.js";
+import { Op, Kind, restartFor } from "../seam/protocol.js";
+import * as store from "../seam/store.js";
 import * as tabs from "./tabs.js";
 import { writeProject, readProject } from "./projectfile.js";
 import { modelCard, SETTING_NAMES } from "./modelcard.js";
