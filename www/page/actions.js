@@ -1,5 +1,5 @@
-// What the page does: each action takes plain data (from view.js), calls the engine's worker
-// or the store, then update()s the state; render.js shows it. Every rule (class names, what
+// What the page does: each action takes plain data (from events.js), calls the engine's worker
+// or the store, then update()s the state; draw.js shows it. Every rule (class names, what
 // training needs, settings' limits) is the engine's: the page shows the engine's error, of the
 // kind protocol.js names.
 import { EngineClient } from "../seam/engine.js";
@@ -10,7 +10,7 @@ import { writeProject, readProject } from "./projectfile.js";
 import { modelCard, SETTING_NAMES } from "./modelcard.js";
 import { webAppZip } from "./webapp.js";
 import * as webcam from "./webcam.js";
-import { download, videoFor } from "./render.js";
+import { download, videoFor } from "./draw.js";
 import { state, update, allPhotos, newId, classSpecs, setting } from "./state.js";
 
 const engine = new EngineClient();

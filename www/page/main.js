@@ -3,7 +3,7 @@
 // (tabs.js), open it, keep the page for offline use,
 // and start the engine (on the device the address asks for, ?device=cpu|webgpu, else the best).
 import * as actions from "./actions.js";
-import { bind } from "./view.js";
+import { bind } from "./events.js";
 import { update } from "./state.js";
 import { startOffline } from "./offline.js";
 

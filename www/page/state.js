@@ -1,6 +1,6 @@
 // The one state object of the page, and update(patch): every change goes through here and
 // ends in one render. Handlers in main.js call the engine, then update.
-import { render } from "./render.js";
+import { render } from "./draw.js";
 
 export const state = {
   /** The engine: "loading" | "ready" | "error"; device "webgpu" | "cpu". */

@@ -1,6 +1,6 @@
 // The page's events, turned into plain data: bind(actions) wires every control to a call of
 // actions.js with ids, names, files and numbers, never an event or an element. Reads the DOM;
-// writes nothing to it but a drop zone's highlight and a file input's reset (render.js writes
+// writes nothing to it but a drop zone's highlight and a file input's reset (draw.js writes
 // the rest).
 import * as photos from "./photos.js";
 

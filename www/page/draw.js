@@ -1,6 +1,6 @@
-// render(state): every DOM write of the page lives here. Class cards and thumbnails are
-// reused by id, so that typing a class name keeps its focus. Label names are user input:
-// they are only ever set with textContent or value.
+// render(state) draws the state into the DOM: every DOM write of the page lives here. Class
+// cards and thumbnails are reused by id, so that typing a class name keeps its focus. Label
+// names are user input: they are only ever set with textContent or value.
 import { drawChart, fitCanvas, LEGEND } from "./chart.js";
 import { setting } from "./state.js";
 import { verdict as verdictOf } from "../package/fewshot.js";
