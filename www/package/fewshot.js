@@ -11,19 +11,7 @@ import { EngineClient, WEIGHTS_FILE } from "../seam/engine.js";
 import { Op, FewshotError, Kind } from "../seam/protocol.js";
 
 export { FewshotError, Kind };
-
-/** Below this probability no class is a confident answer ("not sure"). */
-export const CONFIDENT = 0.5;
-
-/** What a classification means for a person: { kind: "unfamiliar" (none of these: the photo
- * is unlike every photo the model learned from) | "confident" | "unsure" (between classes),
- * label and probability of the most likely class, nearLine: an "unfamiliar" only just over the
- * line, where a few photos of the kinds it learned fall too: "probably none of these" }. */
-export function verdict({ predictions, unfamiliar }) {
-  const [top] = predictions;
-  const kind = unfamiliar?.unfamiliar ? "unfamiliar" : top.probability >= CONFIDENT ? "confident" : "unsure";
-  return { kind, label: top.label, probability: top.probability, nearLine: kind === "unfamiliar" && !!unfamiliar.nearLine };
-}
+export { CONFIDENT, verdict } from "../seam/verdict.js";
 
 /** The bytes of a model given as a URL, a Blob, an ArrayBuffer or a typed array. */
 async function modelBytes(model) {

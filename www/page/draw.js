@@ -3,7 +3,7 @@
 // names are user input: they are only ever set with textContent or value.
 import { drawChart, fitCanvas, LEGEND } from "./chart.js";
 import { setting } from "./state.js";
-import { verdict as verdictOf } from "../package/fewshot.js";
+import { verdict as verdictOf } from "../seam/verdict.js";
 
 const $ = (id) => document.getElementById(id);
 const cards = new Map(); // class id -> card element
