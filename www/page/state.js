@@ -1,6 +1,7 @@
 // The one state object of the page, and update(patch): every change goes through here and
-// ends in one render. Handlers in main.js call the engine, then update.
-import { render } from "./draw.js";
+// ends in one render. Handlers in main.js call the engine, then update. What renders is given
+// (onUpdate: main.js gives draw.js's render), so that this module imports nothing and draw.js
+// can import its helpers without a circle.
 
 export const state = {
   /** The engine: "loading" | "ready" | "error"; device "webgpu" | "cpu". */
@@ -48,6 +49,12 @@ export const state = {
   /** One line for the whole page (saved, opened, errors without a better place). */
   notice: "",
 };
+
+/** Called after every update with the state and the keys that changed. */
+let render = () => {};
+export function onUpdate(fn) {
+  render = fn;
+}
 
 export function update(patch) {
   Object.assign(state, patch);
