@@ -74,7 +74,8 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
   await page.evaluate(async (n) => {
     // Written straight into IndexedDB in the page's own format, as if added one by one.
     // This build's modules, or an older build's (www/ flat).
-    const store = await import("/seam/store.js").catch(() => import("/store.js"));
+    const store = await import("/page/store.js").catch(() => import("/store.js"));
+    const embeddings = await import("/worker/embeddings.js").catch(() => store);
     const { state } = await import("/page/state.js").catch(() => import("/state.js"));
     const classes = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), name: `class ${i}`, photos: [] }));
     const canvas = new OffscreenCanvas(448, 336);
@@ -87,7 +88,7 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
     }
     // This version's format (embeddings kept apart, under the engine's viewsKey), or the first
     // version's (in the photo record: an array a view, and a variantsKey of the views).
-    const first = !store.putEmbeddings;
+    const first = !embeddings.putEmbeddings;
     const oldKey = first ? JSON.stringify((await (await import("/engine.js")).views({})).views) : null;
     for (let i = 0; i < n; i++) {
       const e = () => new Float32Array(1280).map(() => Math.random());
@@ -96,7 +97,7 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
         await store.putPhoto({ id, added: i, image: images[i % 20], embeddings: [e(), e()], variantsKey: oldKey }, classes[i % 10].id);
       } else {
         await store.putPhoto({ id, added: i, image: images[i % 20] }, classes[i % 10].id);
-        await store.putEmbeddings(id, state.viewsKey, new Float32Array(1280 * JSON.parse(state.viewsKey).length).map(() => Math.random()));
+        await embeddings.putEmbeddings(id, state.viewsKey, new Float32Array(1280 * JSON.parse(state.viewsKey).length).map(() => Math.random()));
       }
     }
     await store.putMeta({ ...state, classes });

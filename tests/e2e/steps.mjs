@@ -65,7 +65,7 @@ export async function settled(page, expected, timeout = 300_000) {
   return shown.map((c) => c.ready);
 }
 
-/** The database of the project the page has open (store.js: one a project, the list in
+/** The database of the project the page has open (www/seam/database.js: one a project, the list in
  * "fewshot-projects"). */
 export function openProjectDatabase(page) {
   return page.evaluate(() => new Promise((resolve) => {

@@ -40,8 +40,8 @@ test("every module the package or the web app loads is in the package", () => {
     }
   }
   assert.deepEqual(missing, []);
-  // The check itself sees imports: the worker loads the wasm glue and the store.
-  assert.ok(loads("worker/worker.js").includes("pkg/fewshot.js") && loads("worker/worker.js").includes("seam/store.js"));
+  // The check itself sees imports: the worker loads the wasm glue and its storage.
+  assert.ok(loads("worker/worker.js").includes("pkg/fewshot.js") && loads("worker/worker.js").includes("worker/embeddings.js"));
 });
 
 test("the exported web app's service worker keeps every file of the app, and only those", async () => {

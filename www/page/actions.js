@@ -4,7 +4,7 @@
 // kind protocol.js names.
 import { EngineClient } from "../seam/engine.js";
 import { Op, Kind, restartFor } from "../seam/protocol.js";
-import * as store from "../seam/store.js";
+import * as store from "./store.js";
 import * as tabs from "./tabs.js";
 import { writeProject, readProject } from "./projectfile.js";
 import { modelCard, SETTING_NAMES } from "./modelcard.js";

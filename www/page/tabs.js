@@ -1,10 +1,10 @@
 // Two tabs on one project: one edits, the others follow. The editing tab holds a Web Lock (one
 // for each project: tabs on different projects each edit their own);
 // a tab that cannot have it follows: it shows the project as the editing tab stores it
-// (store.js announces every write on a BroadcastChannel) and changes nothing, until the
+// (seam/database.js announces every write on a BroadcastChannel) and changes nothing, until the
 // editing tab closes and the lock passes to it. Without Web Locks (old browsers) every tab
 // edits, as before.
-import { channelName, currentProject } from "../seam/store.js";
+import { channelName, currentProject } from "../seam/database.js";
 
 /** Resolves once this tab knows its part: onLead() now or later (when it gets the lock),
  * onFollow() now if another tab edits, onChanged() after another tab's writes. */

@@ -24,7 +24,7 @@ export const Op = Object.freeze({
   /** { views (a viewsKey), pixels (RGBA), width, height } → Float32Array: one photo's
    * embeddings, from a helper worker of the pool (pool.js) */
   Embed: "embed",
-  /** { clean, project (its database, store.js) } → { waiting: [photoId], orphans }: the worker
+  /** { clean, project (its database, seam/database.js) } → { waiting: [photoId], orphans }: the worker
    * reads the stored embeddings itself */
   Restore: "restore",
   /** {} → the learning report (progress messages meanwhile) */

@@ -5,7 +5,8 @@ import init, { Fewshot, Project } from "../pkg/fewshot.js";
 import { Op, Kind, errorToMessage, badInput } from "../seam/protocol.js";
 import { decode } from "../seam/image.js";
 import { EmbedPool, engineCount } from "./pool.js";
-import * as store from "../seam/store.js";
+import { useProject, readEmbeddings } from "../seam/database.js";
+import { putEmbeddings, deleteEmbeddings } from "./embeddings.js";
 
 // This worker's life, for whoever started it (engine.js): a Web Lock held until the worker
 // ends, however it ends (closed, ended by the browser with no event, crashed); the browser
@@ -92,10 +93,10 @@ const handlers = {
    * middle of adding). Resolves to the photos still to embed. */
   async [Op.Restore]({ clean = true, project: db } = {}) {
     await ready();
-    if (db) store.useProject(db); // the project the page opened (store.js keeps each apart)
+    if (db) useProject(db); // the project the page opened (seam/database.js keeps each apart)
     const key = project.viewsKey;
     const orphans = [];
-    for (const { id, viewsKey, embeddings } of await store.readEmbeddings()) {
+    for (const { id, viewsKey, embeddings } of await readEmbeddings()) {
       if (viewsKey !== key) continue;
       try {
         project.restorePhoto(id, embeddings);
@@ -104,7 +105,7 @@ const handlers = {
         if (!project.hasPhoto(id)) orphans.push(id);
       }
     }
-    if (clean) await store.deleteEmbeddings(orphans).catch(() => {});
+    if (clean) await deleteEmbeddings(orphans).catch(() => {});
     return { waiting: project.waiting(), orphans: orphans.length };
   },
 
@@ -118,7 +119,7 @@ const handlers = {
     // Settings that changed meanwhile asked for other views: the photo stays waiting.
     if (project.viewsKey === viewsKey) project.restorePhoto(photo, embeddings);
     // Kept here, so that a reload finds them; a storage failure only costs embedding again.
-    const kept = await store.putEmbeddings(photo, viewsKey, embeddings).then(() => true, () => false);
+    const kept = await putEmbeddings(photo, viewsKey, embeddings).then(() => true, () => false);
     return { image: keep && decoded.stored ? await decoded.stored() : null, kept };
   },
 

@@ -1,123 +1,17 @@
 // Keeping projects in this browser: IndexedDB, so that they survive a reload (project files
-// are projectfile.js's). Used by the page (classes, photos, settings, the model) and by the engine's
-// worker (the embeddings, which never need to cross to the page): a project of 10,000 photos
-// opens without moving 100 MB of embeddings through the page.
+// are projectfile.js's). The page keeps the classes, photos, settings and the model, and the
+// list of projects; the engine's worker keeps the embeddings (worker/embeddings.js). Opening
+// a project's database, its stores, and which project is in use are seam/database.js's.
 //
-// Each project is a database of its own ("fewshot" for the first, as before there was a list;
-// "fewshot-<id>" for the others), listed with its name in the database "fewshot-projects": a
-// project opened from a file is written whole into a new database before it is listed, so that
-// opening a file can never cost the project that is open (nor, failing, leave half a project).
-//
-// A project's stores: "meta" (one record: classes in order, settings, the model; and what was
-// set aside because it could not be used), "photos" (id, class,
-// when added, the JPEG; indexed by class and time added, and by "pending"), "embeddings" (id,
-// the engine's viewsKey, every view's floats). Opening reads the photos' ids by those indexes
-// and their images after (images()): a project of 10,000 photos shows before 10,000 images
-// are read.
-import { FewshotError, Kind } from "./protocol.js";
+// A project opened from a file is written whole into a new database before it is listed, so
+// that opening a file can never cost the project that is open (nor, failing, leave half a
+// project). Opening reads the photos' ids by the indexes and their images after (images()):
+// a project of 10,000 photos shows before 10,000 images are read.
+import { FIRST_PROJECT, database, db, currentProject, done, indexed, storageError, deleteDatabase } from "../seam/database.js";
 
-const FIRST_PROJECT = "fewshot";
-const DB_VERSION = 3;
+export { useProject, currentProject, readEmbeddings } from "../seam/database.js";
+
 const LIST_DB = "fewshot-projects";
-
-function open(name) {
-  const promise = new Promise((resolve, reject) => {
-    const request = indexedDB.open(name, DB_VERSION);
-    request.onupgradeneeded = (event) => {
-      const db = request.result;
-      const { oldVersion } = event;
-      if (oldVersion < 1) {
-        db.createObjectStore("photos", { keyPath: "id" });
-        db.createObjectStore("meta");
-      }
-      if (oldVersion < 2) db.createObjectStore("embeddings", { keyPath: "id" });
-      const photos = request.transaction.objectStore("photos");
-      if (oldVersion < 3) {
-        photos.createIndex("byClass", ["classId", "added"]);
-        photos.createIndex("pending", "pending");
-      }
-      if (oldVersion >= 1 && oldVersion < 3) {
-        // Records of older versions: version 1 kept embeddings inside each photo record (moved
-        // out); before 3 a photo not read yet was `pending: true`, which no index holds.
-        const embeddings = request.transaction.objectStore("embeddings");
-        photos.openCursor().onsuccess = ({ target }) => {
-          const cursor = target.result;
-          if (!cursor) return;
-          const { embeddings: stored, variantsKey, viewsKey, ...photo } = cursor.value;
-          const data = embeddingsOf(stored);
-          if (data) embeddings.put({ id: photo.id, viewsKey: viewsKey ?? variantsKey ?? null, data: data.buffer });
-          cursor.update(indexed(photo));
-          cursor.continue();
-        };
-      }
-    };
-    request.onsuccess = () => {
-      const db = request.result;
-      // Closed under us (the disk failed, the browser cleared the site's data, the project was
-      // deleted in another tab): open it again on the next use instead of failing every write.
-      const forget = () => {
-        if (databases.get(name) === opened) databases.delete(name);
-      };
-      db.onclose = forget;
-      db.onversionchange = () => {
-        db.close();
-        forget();
-      };
-      resolve(db);
-    };
-    request.onerror = () => reject(storageError(request.error));
-    request.onblocked = () => reject(new Error("another tab holds an older version of this project open: close it and reload"));
-  });
-  const opened = promise;
-  return promise;
-}
-
-/** Open databases by name: the project in use, and one being written from a file. */
-const databases = new Map();
-const database = (name) => {
-  if (!databases.has(name)) databases.set(name, open(name));
-  return databases.get(name);
-};
-
-/** The project this page (or worker) keeps its photos in: its database's name. */
-let current = FIRST_PROJECT;
-const db = () => database(current);
-
-/** Use another project's database from now on (the page once at start; the worker when the
- * page tells it, Op.Restore). */
-export function useProject(name) {
-  if (name === current) return;
-  current = name;
-  channel?.close();
-  channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(channelName()) : null;
-}
-export const currentProject = () => current;
-
-// Other tabs on the same project hear of every write (tabs.js), so that a tab that follows
-// shows what is stored.
-export const channelName = () => `fewshot-project:${current}`;
-let channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(channelName()) : null;
-
-/** A failed write, in words: a full disk says so, and that what was kept is safe. */
-function storageError(error) {
-  // Chromium says QuotaExceededError when the site's quota is used up, and an UnknownError
-  // ("Failed to write blobs") when the disk fills first.
-  if (error?.name === "QuotaExceededError" || /write|disk|space/i.test(error?.message ?? "")) {
-    return new FewshotError(Kind.Storage, "the browser's storage for this page is full, so this was not kept (everything kept before is safe): free disk space or remove photos, then try again");
-  }
-  return new FewshotError(Kind.Storage, `the browser's storage failed (${error?.message || "the write was aborted"})`);
-}
-
-function done(transaction) {
-  return new Promise((resolve, reject) => {
-    transaction.oncomplete = () => {
-      if (transaction.mode === "readwrite" && transaction.db.name === current) channel?.postMessage("changed");
-      resolve();
-    };
-    transaction.onerror = () => reject(storageError(transaction.error));
-    transaction.onabort = () => reject(storageError(transaction.error));
-  });
-}
 
 /** A photo as stored: its image, class and when it was added. A photo given but not read
  * yet is kept too ("pending", its bytes as given, typeless, with its file name), so that a
@@ -129,24 +23,7 @@ function photoRecord(photo, classId) {
   return indexed({ id: photo.id, classId, added: photo.added, pending: true, name: photo.source.name ?? "", image: new Blob([photo.source]) });
 }
 
-/** A photo record as the indexes need it: a record whose key is not a valid IndexedDB key is
- * left out of an index, and opening reads photos by index, so `added` is always a number and
- * `pending`, when there, is 1. */
-function indexed({ pending, ...record }) {
-  return { ...record, added: Number.isFinite(record.added) ? record.added : 0, ...(pending ? { pending: 1 } : {}) };
-}
-
-/** Embeddings as stored: one buffer (older versions kept one per view). */
-function embeddingsOf(stored) {
-  if (!stored) return null;
-  if (!Array.isArray(stored)) return new Float32Array(stored);
-  const parts = stored.map((b) => new Float32Array(b));
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
-/** Store a photo (not its embeddings: the engine stores those, putEmbeddings). */
+/** Store a photo (not its embeddings: the engine's worker stores those, worker/embeddings.js). */
 export const putPhoto = (photo, classId) => putPhotos([[photo, classId]]);
 
 /** Store photos ([[photo, classId]]) in one transaction: all or none. */
@@ -155,29 +32,6 @@ export async function putPhotos(pairs) {
   if (records.length === 0) return;
   const t = (await db()).transaction("photos", "readwrite");
   for (const record of records) t.objectStore("photos").put(record);
-  return done(t);
-}
-
-/** Store a photo's embeddings (a Float32Array of every view) under the engine's viewsKey. */
-export async function putEmbeddings(id, viewsKey, embeddings) {
-  const t = (await db()).transaction("embeddings", "readwrite");
-  t.objectStore("embeddings").put({ id, viewsKey, data: embeddings.buffer.slice(embeddings.byteOffset, embeddings.byteOffset + embeddings.byteLength) });
-  return done(t);
-}
-
-/** Every stored embedding: [{ id, viewsKey, embeddings: Float32Array }]. */
-export async function readEmbeddings() {
-  const t = (await db()).transaction("embeddings");
-  const request = t.objectStore("embeddings").getAll();
-  await done(t);
-  return request.result.map(({ id, viewsKey, data }) => ({ id, viewsKey, embeddings: new Float32Array(data) }));
-}
-
-/** Forget embeddings (of photos no longer in the project). */
-export async function deleteEmbeddings(ids) {
-  if (ids.length === 0) return;
-  const t = (await db()).transaction("embeddings", "readwrite");
-  ids.forEach((id) => t.objectStore("embeddings").delete(id));
   return done(t);
 }
 
@@ -210,7 +64,7 @@ export async function putMeta(state) {
 /** Replace the stored project with another ({ classes with photos (and their embeddings, from
  * a project file), settings, model }) in one transaction: when it fails, the old one is still
  * there, whole. */
-export async function replace(project, name = current) {
+export async function replace(project, name = currentProject()) {
   const t = (await database(name)).transaction(["meta", "photos", "embeddings"], "readwrite");
   for (const name of ["meta", "photos", "embeddings"]) t.objectStore(name).clear();
   t.objectStore("meta").put(metaRecord(project), "project");
@@ -403,15 +257,4 @@ export async function deleteProject(db) {
   const t = (await list()).transaction("projects", "readwrite");
   t.objectStore("projects").delete(db);
   return done(t);
-}
-
-async function deleteDatabase(name) {
-  const open = databases.get(name);
-  databases.delete(name);
-  if (open) (await open.catch(() => null))?.close();
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.deleteDatabase(name);
-    request.onsuccess = () => resolve();
-    request.onerror = () => reject(storageError(request.error));
-  });
 }
