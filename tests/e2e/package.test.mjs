@@ -47,9 +47,11 @@ test("the package predicts from every input kind as the engine does, and errors 
       const probeData = await pixels(blob);
       const engine = (await project.classify(fewshot, probeData.data, probeData.width, probeData.height)).predictions;
 
-      // The package, from each input kind.
+      // The package, from each input kind (the weights are the site's: not beside this page, in
+      // package/, but one folder up, as example.js says).
       const { load, FewshotError } = await import("/package/fewshot.js");
-      const m = await load(model, { device: "cpu" });
+      const cpu = { device: "cpu", weights: "/weights/mobilenet_v2_1.0_224_quant.tflite" };
+      const m = await load(model, cpu);
       const img = new Image();
       img.src = URL.createObjectURL(blob);
       const canvas = document.createElement("canvas");
@@ -69,8 +71,8 @@ test("the package predicts from every input kind as the engine does, and errors 
       const errors = {
         svg: await kindOf(m.predict(new Blob(["<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"], { type: "image/png" }))),
         tiny: await kindOf(m.predict(new ImageData(4, 4))),
-        notAModel: await kindOf(load(new Uint8Array(100).fill(7), { device: "cpu" })),
-        damagedModel: await kindOf(load(model.map((b, i) => (i === model.length - 5 ? b ^ 1 : b)), { device: "cpu" })),
+        notAModel: await kindOf(load(new Uint8Array(100).fill(7), cpu)),
+        damagedModel: await kindOf(load(model.map((b, i) => (i === model.length - 5 ? b ^ 1 : b)), cpu)),
         noWeights: await kindOf(load(model, { weights: "/weights/missing.tflite", device: "cpu" })),
       };
       const pending = kindOf(m.predict(blob));
