@@ -1,16 +1,6 @@
-//! `fewshot`: the engine from the command line, sharing every line with the page.
-//!
-//! ```text
-//! fewshot classify IMAGE...                         ImageNet top-5 of each photo
-//! fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--json]
-//! fewshot train DIR -o MODEL                        train a head on DIR/<class>/<photos>
-//! fewshot predict --model MODEL IMAGE...
-//! fewshot bench                                     photos per second on cpu and gpu
-//! fewshot embed DIR -o FILE.json                    every view's embedding of DIR/<class>/<photos>
-//! fewshot export MODEL --format tflite -o FILE [--arithmetic float|quantized]   a standalone .tflite file (LiteRT)
-//! fewshot check-project PROJECT.zip...            a project ZIP checked as the page checks one before opening it
-//! common: --device cpu|gpu  --weights PATH  --framing crop|pad
-//! ```
+//! `fewshot`: the engine from the command line, sharing every line with the page. `fewshot
+//! --help` lists the commands ([`COMMANDS`]) and the settings' options, written from the same
+//! table as the page's controls (`fewshot::settings`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +14,8 @@ use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
 use fewshot::predict::top_k;
-use fewshot::preprocess::{views, Framing, Preprocess, Seeing};
+use fewshot::preprocess::{views, Preprocess, Seeing};
+use fewshot::settings::{self, Scope, Settings};
 use fewshot::rng::Rng;
 use fewshot::learn::{Learned, Learning, Progress};
 use fewshot::train::{train, TrainConfig};
@@ -32,21 +23,35 @@ use fewshot::validate::cross_validate;
 use fewshot::{Classifier, Engine, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-const USAGE: &str = "usage:
-  fewshot classify IMAGE...
+/// The commands, with the options of each that are not settings.
+const COMMANDS: &str = "usage:
+  fewshot classify IMAGE...                       ImageNet top-5 of each photo
   fewshot eval --train DIR --test DIR [--shots K[,K...]] [--repeats R] [--foreign DIR] [--harder DIR] [--seed S] [--json]
-  fewshot train DIR -o MODEL [--hidden N] [--penalty P]
+  fewshot train DIR -o MODEL [--penalty P] [--seed S]   train a head on DIR/<class>/<photos>
   fewshot predict --model MODEL IMAGE...
-  fewshot bench [--photos N]
-  fewshot embed DIR -o FILE.json
-  fewshot export MODEL --format tflite -o FILE.tflite [--arithmetic float|quantized]
-  fewshot check-project PROJECT.zip...
+  fewshot bench [--photos N]                      photos per second on cpu and gpu
+  fewshot embed DIR -o FILE.json                  every view's embedding of DIR/<class>/<photos>
+  fewshot export MODEL --format tflite -o FILE.tflite [--arithmetic float|quantized]   a standalone .tflite file (LiteRT)
+  fewshot check-project PROJECT.zip...            a project ZIP checked as the page checks one before opening it
 options for every command:
-  --device cpu|gpu   where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
-  --weights PATH     the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)
-  --framing crop|pad centre-crop photos (default) or pad them to a square
-  --mirror on|off    also learn each photo's mirror image and average both when predicting (default on)
-  --zoom on|off      also learn a closer view of each (cropped) photo and average it in (default on)";
+  --device cpu|gpu    where the backbone runs (default: gpu if a hardware GPU exists, else cpu)
+  --weights PATH      the MobileNetV2 .tflite file (default: $FEWSHOT_WEIGHTS, else the copy build.sh fetched)";
+
+/// The usage: the commands, then every setting's line from its row (`fewshot::settings`).
+struct Usage;
+const USAGE: Usage = Usage;
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines = |scope| settings::table().iter().filter(|s| s.scope == scope).map(|s| s.usage_line()).collect::<Vec<_>>().join("\n");
+        write!(f, "{COMMANDS}\n{}\noptions for train and eval:\n{}", lines(Scope::Seeing), lines(Scope::Training))
+    }
+}
+
+/// The options of settings of `scope` (`--zoom`, `--hidden`, …).
+fn setting_flags(scope: Scope) -> Vec<&'static str> {
+    settings::table().into_iter().filter(|s| s.scope == scope).map(|s| s.flag).collect()
+}
 
 /// Photos per backbone call.
 const BATCH: usize = 16;
@@ -138,7 +143,11 @@ impl Args {
     }
 
     fn check_known(&self, known: &[&str]) -> Result<()> {
-        let common = ["device", "weights", "framing", "mirror", "zoom", "--help", "-h"];
+        let mut common = vec!["device", "weights", "--help", "-h"];
+        common.extend(setting_flags(Scope::Seeing));
+        if ["train", "eval"].contains(&self.command.as_str()) {
+            common.extend(setting_flags(Scope::Training));
+        }
         match self.options.iter().find(|(n, _)| !known.contains(&n.as_str()) && !common.contains(&n.as_str())) {
             Some((n, _)) => Err(Error::BadConfig(format!("unknown option {n} for {}\n{USAGE}", self.command))),
             None => Ok(()),
@@ -158,11 +167,11 @@ fn run(args: Result<Args>) -> Result<Done> {
             classify(&args)
         }
         "eval" => {
-            args.check_known(&["train", "test", "shots", "repeats", "seed", "--json", "hidden", "penalty", "foreign", "harder"])?;
+            args.check_known(&["train", "test", "shots", "repeats", "seed", "--json", "penalty", "foreign", "harder"])?;
             eval(&args).map(|()| Done::default())
         }
         "train" => {
-            args.check_known(&["o", "output", "seed", "hidden", "penalty"])?;
+            args.check_known(&["o", "output", "seed", "penalty"])?;
             train_command(&args).map(|()| Done::default())
         }
         "predict" => {
@@ -305,24 +314,13 @@ fn engine(args: &Args) -> Result<Engine> {
     Ok(engine)
 }
 
+/// The settings the options give, each read by its row (`fewshot::settings`).
+fn settings(args: &Args) -> Result<Settings> {
+    Settings::from_flags(|flag| args.get(flag))
+}
+
 fn seeing(args: &Args) -> Result<Seeing> {
-    let mut seeing = Seeing::default();
-    match args.get("framing") {
-        None | Some("crop") => seeing.framing = Framing::Crop,
-        Some("pad") => seeing.framing = Framing::Pad,
-        Some(other) => return Err(Error::BadConfig(format!("--framing takes crop or pad, not \"{other}\""))),
-    }
-    match args.get("mirror") {
-        None | Some("on") => seeing.mirror = true,
-        Some("off") => seeing.mirror = false,
-        Some(other) => return Err(Error::BadConfig(format!("--mirror takes on or off, not \"{other}\""))),
-    }
-    match args.get("zoom") {
-        None | Some("on") => seeing.zoom = true,
-        Some("off") => seeing.zoom = false,
-        Some(other) => return Err(Error::BadConfig(format!("--zoom takes on or off, not \"{other}\""))),
-    }
-    Ok(seeing)
+    Ok(settings(args)?.seeing())
 }
 
 fn progress(len: usize, what: &str) -> ProgressBar {
@@ -448,12 +446,9 @@ fn embed_command(args: &Args) -> Result<()> {
 }
 
 fn train_config(args: &Args) -> Result<TrainConfig> {
-    let mut config = TrainConfig::default();
+    let mut config = settings(args)?.train_config();
     if let Some(seed) = args.number("seed")? {
         config.seed = seed;
-    }
-    if let Some(hidden) = args.number("hidden")? {
-        config.hidden_units = hidden;
     }
     if let Some(penalty) = args.number("penalty")? {
         config.penalty = Some(penalty);

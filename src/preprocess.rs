@@ -140,13 +140,16 @@ impl Default for Seeing {
     }
 }
 
+/// The only framing with a closer view: a padded photo is kept whole, so nearer would cut it.
+pub const CLOSER_VIEW_FRAMING: Framing = Framing::Crop;
+
 /// The views of a photo that are embedded: the photo as framed first, then (with mirroring)
 /// its mirror image, then (with zoom, for a cropped photo) the closer view and its mirror. The
 /// head trains on all of them; a prediction averages over all of them.
 pub fn views(seeing: Seeing) -> Vec<Preprocess> {
     let base = Preprocess { framing: seeing.framing, ..Preprocess::default() };
     let mut framed = vec![base];
-    if seeing.zoom && seeing.framing == Framing::Crop {
+    if seeing.zoom && seeing.framing == CLOSER_VIEW_FRAMING {
         framed.push(Preprocess { zoom: ZOOM, ..base });
     }
     framed

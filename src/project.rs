@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::backbone::EMBEDDING_DIM;
 use crate::dataset::Dataset;
@@ -18,8 +17,8 @@ use crate::familiar::Unfamiliarity;
 use crate::learn::{Learning, Progress};
 use crate::model::Model;
 use crate::predict::Prediction;
-use crate::preprocess::{views, Framing, Preprocess, Seeing};
-use crate::train::{TrainConfig, MAX_HIDDEN_UNITS};
+use crate::preprocess::{views, Preprocess};
+use crate::settings::Settings;
 
 /// The most classes a project may have.
 pub const MAX_CLASSES: usize = 200;
@@ -37,60 +36,6 @@ pub struct ClassSpec {
     pub id: String,
     pub name: String,
     pub photos: Vec<String>,
-}
-
-/// What a person can change. Missing fields take the defaults; unknown ones are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-pub struct Settings {
-    /// Units of a hidden ReLU layer; 0 trains a softmax regression.
-    pub hidden_units: usize,
-    /// How a photo that is not square becomes a square.
-    pub framing: Framing,
-    /// Also learn from each photo's mirror image, and average both when predicting.
-    pub mirror: bool,
-    /// Also learn from a closer view of each photo (cropped only), and average it in.
-    pub zoom: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        let seeing = Seeing::default();
-        Settings {
-            hidden_units: TrainConfig::default().hidden_units,
-            framing: seeing.framing,
-            mirror: seeing.mirror,
-            zoom: seeing.zoom,
-        }
-    }
-}
-
-impl Settings {
-    pub fn seeing(&self) -> Seeing {
-        Seeing { framing: self.framing, mirror: self.mirror, zoom: self.zoom }
-    }
-
-    pub fn train_config(&self) -> TrainConfig {
-        TrainConfig { hidden_units: self.hidden_units, ..TrainConfig::default() }
-    }
-
-    /// Refuse settings out of range, with the range in words.
-    pub fn check(&self) -> Result<()> {
-        self.train_config().check()
-    }
-
-    /// Each setting with its default and limits, for the page to build its controls from:
-    /// `{ hiddenUnits: { kind: "integer", default, min, max }, framing: { kind: "choice",
-    /// default, choices }, mirror: { kind: "boolean", default }, zoom: { kind: "boolean", default } }`.
-    pub fn schema() -> Value {
-        let d = Settings::default();
-        json!({
-            "hiddenUnits": { "kind": "integer", "default": d.hidden_units, "min": 0, "max": MAX_HIDDEN_UNITS },
-            "framing": { "kind": "choice", "default": d.framing, "choices": [Framing::Crop, Framing::Pad] },
-            "mirror": { "kind": "boolean", "default": d.mirror },
-            "zoom": { "kind": "boolean", "default": d.zoom },
-        })
-    }
 }
 
 /// What learning found, with photos named by their ids.
@@ -404,16 +349,10 @@ mod tests {
     }
 
     #[test]
-    fn defaults_and_limits_come_from_one_place() {
+    fn a_refused_setting_changes_nothing() {
         let s = Settings::default();
-        assert_eq!(s.hidden_units, TrainConfig::default().hidden_units);
-        assert_eq!(s.seeing(), Seeing::default());
-        let schema = Settings::schema();
-        assert_eq!(schema["hiddenUnits"]["max"], MAX_HIDDEN_UNITS);
-        assert_eq!(schema["mirror"]["default"], true);
-        assert_eq!(schema["framing"]["choices"], json!(["crop", "pad"]));
         let mut p = Project::new();
-        assert!(p.set_settings(Settings { hidden_units: MAX_HIDDEN_UNITS + 1, ..s }).is_err());
+        assert!(p.set_settings(Settings { hidden_units: crate::train::MAX_HIDDEN_UNITS + 1, ..s }).is_err());
         assert_eq!(p.settings(), s, "a refused setting changes nothing");
         assert!(serde_json::from_str::<Settings>(r#"{"hiddenUnits": 3, "typo": 1}"#).is_err());
         assert_eq!(serde_json::from_str::<Settings>("{}").unwrap(), s);

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::evaluate::Validated;
 use crate::model::Model;
 use crate::preprocess::views_from_key;
-use crate::project::{ClassSpec, Project, Settings, MAX_ID_BYTES};
+use crate::project::{ClassSpec, Project, MAX_ID_BYTES};
+use crate::settings::Settings;
 use crate::train::StepReport;
 
 /// `format` of every project file.
@@ -363,7 +364,8 @@ mod tests {
 
     #[test]
     fn every_damaged_field_is_refused_by_name() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("settings.framing", Box::new(|p| p["settings"]["framing"] = json!("sideways"))),
             ("settings.hiddenUnits", Box::new(|p| p["settings"]["hiddenUnits"] = json!(1e12))),
             ("settings", Box::new(|p| p["settings"]["colour"] = json!(true))),

@@ -19,7 +19,8 @@ use fewshot::export::{tflite, Arithmetic};
 use fewshot::head::{HeadShape, HeadWeights};
 use fewshot::model::{Model, ModelInfo};
 use fewshot::preprocess::{views, Preprocess, Seeing};
-use fewshot::project::{ClassSpec, Project, Settings};
+use fewshot::project::{ClassSpec, Project};
+use fewshot::settings::Settings;
 use fewshot::rng::Rng;
 use fewshot::{device, Classifier, Engine};
 

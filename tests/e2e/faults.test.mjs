@@ -81,8 +81,8 @@ test("the engine's worker ending mid-training: noticed at once, or within 5 s wh
     assert.deepEqual(await settled(page, [6, 6]), [6, 6]);
     // A wide hidden layer: training lasts long enough to be interrupted.
     await page.click("#advanced summary");
-    await page.fill("#hidden-units", "512");
-    await page.dispatchEvent("#hidden-units", "change");
+    await page.fill("#setting-hiddenUnits", "512");
+    await page.dispatchEvent("#setting-hiddenUnits", "change");
 
     const figures = [];
     // The ways a worker ends, and how soon the page must say so (from the end to the notice):
@@ -206,8 +206,8 @@ test("a busy engine is never taken for dead: the longest its workers go without 
     assert.deepEqual(await settled(page, [count, count], 900_000), [count, count]);
     await phase(`adding ${2 * count} photos in ${((Date.now() - started) / 1000).toFixed(0)} s`, page);
     await page.click("#advanced summary");
-    await page.fill("#hidden-units", "1024");
-    await page.dispatchEvent("#hidden-units", "change");
+    await page.fill("#setting-hiddenUnits", "1024");
+    await page.dispatchEvent("#setting-hiddenUnits", "change");
     started = Date.now();
     assert.match(await trainAndWait(page), /^Trained/);
     await phase(`training and checking them with 1,024 hidden units in ${((Date.now() - started) / 1000).toFixed(0)} s`, page);

@@ -7,11 +7,11 @@ import { Op, Kind, restartFor } from "../seam/protocol.js";
 import * as store from "./store.js";
 import * as tabs from "./tabs.js";
 import { writeProject, readProject } from "./projectfile.js";
-import { modelCard, SETTING_NAMES } from "./modelcard.js";
+import { modelCard } from "./modelcard.js";
 import { webAppZip } from "./webapp.js";
 import * as webcam from "./webcam.js";
 import { download, videoFor } from "./draw.js";
-import { state, update, allPhotos, newId, classSpecs, setting } from "./state.js";
+import { state, update, allPhotos, newId, classSpecs, settingWords } from "./state.js";
 
 const engine = new EngineClient();
 
@@ -547,7 +547,7 @@ export async function openProject(file) {
 /** The model card of the project as it is (modelcard.js). */
 function currentCard() {
   const classes = state.classes.map((c) => ({ name: c.name, photos: c.photos.filter((p) => p.status === "ready").length }));
-  const settings = Object.keys(state.schema ?? {}).map((key) => ({ name: SETTING_NAMES[key] ?? key, value: String(setting(state, key)) }));
+  const settings = (state.schema ?? []).map((row) => ({ name: row.label, value: settingWords(state, row) }));
   return modelCard({ classes, model: state.model, settings, sha256: state.backbone?.sha256 });
 }
 

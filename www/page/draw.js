@@ -2,7 +2,7 @@
 // cards and thumbnails are reused by id, so that typing a class name keeps its focus. Label
 // names are user input: they are only ever set with textContent or value.
 import { drawChart, fitCanvas, LEGEND } from "./chart.js";
-import { setting } from "./state.js";
+import { setting, settingOff } from "./state.js";
 import { verdict as verdictOf } from "../seam/verdict.js";
 
 const $ = (id) => document.getElementById(id);
@@ -291,6 +291,71 @@ let lastState = null;
 let classesShown = false;
 const classOf = (container) => lastState.classes.find((c) => c.id === container.closest("[data-class-id]")?.dataset.classId) ?? { photos: [] };
 
+/** The settings' controls, one a row of the engine's schema (built once, when it arrives), each
+ * named `data-setting` for events.js, showing the setting in use and whether it is offered. */
+function renderSettings(state) {
+  const box = $("setting-controls");
+  if (!state.schema) return;
+  if (box.dataset.built !== "yes") {
+    box.replaceChildren(...state.schema.map(settingControl));
+    box.dataset.built = "yes";
+  }
+  for (const row of state.schema) {
+    const value = setting(state, row.key);
+    const off = settingOff(state, row);
+    for (const input of box.querySelectorAll(`[data-setting="${row.key}"]`)) {
+      if (row.kind === "boolean") input.checked = !!value;
+      else if (row.kind === "choice") input.checked = input.value === value;
+      else if (document.activeElement !== input) input.value = value ?? "";
+      input.disabled = !!off;
+    }
+    const why = box.querySelector(`[data-setting-off="${row.key}"]`);
+    why.hidden = !off;
+    why.textContent = off ? `(${off})` : "";
+  }
+}
+
+/** One setting's control: a checkbox, a number within its limits, or a choice of radio buttons. */
+function settingControl(row) {
+  const input = (type) => {
+    const el = document.createElement("input");
+    el.type = type;
+    el.dataset.setting = row.key;
+    return el;
+  };
+  const off = document.createElement("small");
+  off.dataset.settingOff = row.key;
+  off.hidden = true;
+  if (row.kind === "choice") {
+    const group = document.createElement("fieldset");
+    const legend = document.createElement("legend");
+    legend.textContent = `${row.label}: ${row.help}`;
+    group.append(legend);
+    for (const choice of row.choices) {
+      const label = document.createElement("label");
+      label.className = "check";
+      const radio = input("radio");
+      radio.name = `setting-${row.key}`;
+      radio.value = choice.value;
+      label.append(radio, ` ${choice.label}`);
+      group.append(label);
+    }
+    group.append(off);
+    return group;
+  }
+  const label = document.createElement("label");
+  if (row.kind === "boolean") {
+    label.className = "check";
+    label.append(input("checkbox"), ` ${row.label}: ${row.help} `, off);
+  } else {
+    const number = input("number");
+    Object.assign(number, { id: `setting-${row.key}`, min: row.min, max: row.max, step: 1 });
+    label.title = row.help;
+    label.append(`${row.label} (${row.min} to ${row.max}) `, off, number);
+  }
+  return label;
+}
+
 function renderTraining(state) {
   const { training, model, engine } = state;
   $("train").disabled = training.running || engine.status !== "ready" || state.readOnly;
@@ -312,17 +377,7 @@ function renderTraining(state) {
   else if (model) status.textContent = "A trained model is loaded.";
   else status.textContent = "";
   status.classList.toggle("error", !!training.error);
-  const fields = { "hidden-units": "hiddenUnits" };
-  for (const [id, key] of Object.entries(fields)) {
-    const input = $(id);
-    const limits = state.schema?.[key];
-    if (limits) [input.min, input.max] = [limits.min, limits.max];
-    if (document.activeElement !== input) input.value = setting(state, key) ?? "";
-  }
-  $("augment").checked = !!setting(state, "mirror");
-  $("zoom").checked = !!setting(state, "zoom");
-  $("zoom").disabled = setting(state, "framing") === "pad"; // a padded photo has no closer view
-  $("keep-aspect").checked = setting(state, "framing") === "pad";
+  renderSettings(state);
   const figure = $("chart-figure");
   figure.hidden = training.history.length === 0 || last?.step == null;
   if (!figure.hidden) {

@@ -68,10 +68,13 @@ export function bind(a) {
 
   $("train").addEventListener("click", () => a.train());
   $("stop").addEventListener("click", () => a.stop());
-  $("hidden-units").addEventListener("change", (e) => a.changeSettings({ hiddenUnits: Number(e.target.value) }));
-  $("augment").addEventListener("change", (e) => a.changeSettings({ mirror: e.target.checked }));
-  $("zoom").addEventListener("change", (e) => a.changeSettings({ zoom: e.target.checked }));
-  $("keep-aspect").addEventListener("change", (e) => a.changeSettings({ framing: e.target.checked ? "pad" : "crop" }));
+  // Every setting's control (draw.js builds them from the engine's schema) names its setting.
+  $("setting-controls").addEventListener("change", (e) => {
+    const input = e.target.closest("[data-setting]");
+    if (!input) return;
+    const value = input.type === "checkbox" ? input.checked : input.type === "number" ? Number(input.value) : input.value;
+    a.changeSettings({ [input.dataset.setting]: value });
+  });
   $("reset-settings").addEventListener("click", () => a.resetSettings());
 
   $("confusion").addEventListener("click", (e) => {

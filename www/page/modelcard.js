@@ -10,14 +10,6 @@ export const BACKBONE = {
   licence: "Apache-2.0",
 };
 
-/** The settings as people read them. */
-export const SETTING_NAMES = {
-  hiddenUnits: "Hidden layer units (0: none, the classifier is a softmax regression)",
-  mirror: "Mirror images learned too, and both views averaged when predicting",
-  zoom: "A closer view of each photo (its centre, a quarter nearer) learned too, and averaged in when predicting",
-  framing: "Framing (crop: the centre square; pad: the whole photo)",
-};
-
 const percent = (x) => `${Math.round(x * 100)} %`;
 
 /**

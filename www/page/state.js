@@ -14,8 +14,9 @@ export const state = {
   problems: {},
   /** Only what the person changed: every default and limit is the engine's (schema). */
   settings: {},
-  /** The engine's settings schema: { key: { kind, default, min?, max?, choices? } } (null
-   * until the engine has answered). */
+  /** The engine's settings, in order (src/settings.rs): [{ key, label, help, kind: "boolean" |
+   * "integer" | "choice", default, min?, max?, choices?: [{ value, label }], onlyWhen?: { key,
+   * value, why } }] (null until the engine has answered). */
   schema: null,
   /** The backbone the engine loaded: { sha256 } (null until it has). */
   backbone: null,
@@ -73,9 +74,26 @@ export function newId() {
   return crypto.randomUUID();
 }
 
+/** A setting's row of the engine's schema. */
+export const settingRow = (s, key) => s.schema?.find((row) => row.key === key);
+
 /** A setting: what the person chose, else the engine's default. */
 export function setting(s, key) {
-  return s.settings[key] ?? s.schema?.[key]?.default;
+  return s.settings[key] ?? settingRow(s, key)?.default;
+}
+
+/** Why a setting is not offered now (its row's onlyWhen), or null when it is. */
+export function settingOff(s, row) {
+  const rule = row.onlyWhen;
+  return rule && setting(s, rule.key) !== rule.value ? rule.why : null;
+}
+
+/** A setting's value as people read it: on/off, a choice's words, the number. */
+export function settingWords(s, row) {
+  const value = setting(s, row.key);
+  if (row.kind === "boolean") return value ? "on" : "off";
+  if (row.kind === "choice") return row.choices.find((c) => c.value === value)?.label ?? String(value);
+  return String(value);
 }
 
 /** The classes as the engine's project takes them: [{ id, name, photos: [photoId] }], the

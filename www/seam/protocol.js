@@ -12,7 +12,7 @@ export const Op = Object.freeze({
   /** { weights: ArrayBuffer, device } → { device, engines (how many embed at once), note, sha256, warning,
    * loadMs, passMs (one pass of the network on that device, timed after its warm-up) } */
   Load: "load",
-  /** {} → { schema: { key: { kind, default, min?, max?, choices? } }, weightsSha256 } */
+  /** {} → { schema: the settings' rows, in order (src/settings.rs, Settings::schema), weightsSha256 } */
   Hello: "hello",
   /** { settings } → { settings, viewsKey, waiting: [photoId] } */
   SetSettings: "setSettings",
