@@ -6,15 +6,15 @@
 //! project knows them.
 //!
 //! ```js
-//! import init, { Fewshot, Project } from "./pkg/fewshot.js";
+//! import init, { Backbone, Project } from "./pkg/fewshot.js";
 //! await init();
-//! const fewshot = await Fewshot.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
+//! const backbone = await Backbone.create(weightBytes, "auto");   // "webgpu" | "cpu" | "auto"
 //! const project = new Project();
 //! project.setClasses([{ id: "a", name: "cat", photos: ["p1"] }, { id: "b", name: "dog", photos: ["p2"] }]);
-//! await project.addPhoto(fewshot, "p1", imageData.data, imageData.width, imageData.height);
+//! await project.addPhoto(backbone, "p1", imageData.data, imageData.width, imageData.height);
 //! // … the same for p2 …
-//! const report = await project.learn(fewshot, (progress) => {});   // { model, summary, … }
-//! await project.classify(fewshot, pixels, width, height);          // { predictions, unfamiliar, heatmap }
+//! const report = await project.learn(backbone, (progress) => {});   // { model, summary, … }
+//! await project.classify(backbone, pixels, width, height);          // { predictions, unfamiliar, heatmap }
 //! ```
 
 use std::cell::RefCell;
@@ -31,7 +31,8 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::predict::top_k;
 use crate::preprocess::{views_from_key, views_key, Preprocess, Rgba};
-use crate::project::{ClassSpec, Project as LearningState, Settings};
+use crate::project::{ClassSpec, Project as LearningState};
+use crate::settings::Settings;
 
 // The linker's function that runs static constructors (cubecl registers its operations with
 // `inventory`). While no code calls it, wasm-ld calls it at the top of every exported
@@ -101,7 +102,7 @@ async fn webgpu_adapter() -> Option<bool> {
 
 /// The backbone loaded on WebGPU or the CPU.
 #[wasm_bindgen]
-pub struct Fewshot {
+pub struct Backbone {
     engine: Rc<Engine>,
     /// The backbone file, for the standalone export ([`Project::export_tflite`]).
     weights: Vec<u8>,
@@ -110,11 +111,11 @@ pub struct Fewshot {
 }
 
 #[wasm_bindgen]
-impl Fewshot {
+impl Backbone {
     /// Load the backbone from the bytes of `mobilenet_v2_1.0_224_quant.tflite`.
     /// `device`: "auto" (default: WebGPU on a hardware adapter, else the CPU), "webgpu" or "cpu".
     pub fn create(weights: Vec<u8>, device: Option<String>) -> Promise {
-        future_to_promise(async move { Ok(Fewshot::load(weights, device).await?.into()) })
+        future_to_promise(async move { Ok(Backbone::load(weights, device).await?.into()) })
     }
 
     /// The embeddings (`Float32Array` of count x 1280) of `count` photos of the same size,
@@ -161,8 +162,8 @@ impl Fewshot {
     }
 }
 
-impl Fewshot {
-    async fn load(weights: Vec<u8>, device: Option<String>) -> Result<Fewshot, JsValue> {
+impl Backbone {
+    async fn load(weights: Vec<u8>, device: Option<String>) -> Result<Backbone, JsValue> {
         let wanted = device.unwrap_or_else(|| "auto".into());
         let (burn_device, name, note) = match wanted.as_str() {
             "cpu" => (device::cpu(), "cpu", "CPU chosen".to_string()),
@@ -183,12 +184,12 @@ impl Fewshot {
         };
         let engine = Engine::new(&weights, burn_device).map_err(js_error)?;
         engine.warm_up().await.map_err(js_error)?;
-        Ok(Fewshot { engine: Rc::new(engine), weights, device: name.into(), device_note: note })
+        Ok(Backbone { engine: Rc::new(engine), weights, device: name.into(), device_note: note })
     }
 }
 
 #[wasm_bindgen]
-impl Fewshot {
+impl Backbone {
     /// The smallest width or height of a photo the engine accepts, in pixels.
     #[wasm_bindgen(js_name = minImageSide)]
     pub fn min_image_side() -> u32 {
@@ -253,9 +254,8 @@ impl Project {
         Project { inner: Rc::new(RefCell::new(LearningState::new())) }
     }
 
-    /// Each setting with its default and limits: `{ hiddenUnits: { kind: "integer", default,
-    /// min, max }, framing: { kind: "choice", default, choices }, mirror: { kind: "boolean",
-    /// default } }`.
+    /// Every setting's row, in order, for the page to build its controls from
+    /// ([`Settings::schema`]).
     #[wasm_bindgen(js_name = settingsSchema)]
     pub fn settings_schema() -> Result<JsValue, JsValue> {
         to_js(&Settings::schema())
@@ -304,8 +304,8 @@ impl Project {
     /// Embed one photo (RGBA pixels) in every view in one backbone call and keep the
     /// embeddings under its id; resolves to them (a `Float32Array` to store, for `restorePhoto`).
     #[wasm_bindgen(js_name = addPhoto)]
-    pub fn add_photo(&self, fewshot: &Fewshot, photo: String, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
-        let (state, engine) = (self.inner.clone(), fewshot.engine.clone());
+    pub fn add_photo(&self, backbone: &Backbone, photo: String, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let (state, engine) = (self.inner.clone(), backbone.engine.clone());
         future_to_promise(async move {
             let views = state.borrow().views();
             let embeddings = engine.embed(&preprocessed(&rgba, width, height, &views)?).await.map_err(js_error)?;
@@ -326,8 +326,8 @@ impl Project {
     /// Uint8Array, labels, history, validation, summary, checked: [{ photo, actual, predicted,
     /// confidence }], suspicious: [photoId], duplicates: [[photoId, photoId]], stopped }`; the
     /// model becomes the project's classifier.
-    pub fn learn(&self, fewshot: &Fewshot, on_progress: Option<Function>) -> Promise {
-        let (state, sha256) = (self.inner.clone(), fewshot.engine.weights_sha256.clone());
+    pub fn learn(&self, backbone: &Backbone, on_progress: Option<Function>) -> Promise {
+        let (state, sha256) = (self.inner.clone(), backbone.engine.weights_sha256.clone());
         future_to_promise(async move {
             state.borrow_mut().start_learning(&sha256).map_err(js_error)?;
             let ran = run_learning(&state, on_progress).await;
@@ -381,18 +381,18 @@ impl Project {
 
     /// The trained model as a standalone `.tflite` file computing in float (see `crate::export`).
     #[wasm_bindgen(js_name = exportTflite)]
-    pub fn export_tflite(&self, fewshot: &Fewshot) -> Result<Vec<u8>, JsValue> {
+    pub fn export_tflite(&self, backbone: &Backbone) -> Result<Vec<u8>, JsValue> {
         let state = self.state();
         let classifier = state.classifier().ok_or_else(|| js_error(Error::BadConfig("train a model first".into())))?;
-        crate::export::tflite(&fewshot.weights, classifier, crate::export::Arithmetic::Float).map_err(js_error)
+        crate::export::tflite(&backbone.weights, classifier, crate::export::Arithmetic::Float).map_err(js_error)
     }
 
     /// Classify one photo (RGBA pixels) with the trained model: `{ predictions: [{ label,
     /// class, probability }] (most likely first), unfamiliar: { score, threshold, unfamiliar }
     /// | null, heatmap: { values: 49 values in [0, 1], row by row, where the model saw the best
     /// class; framing: how the photo became the square they cover } }`.
-    pub fn classify(&self, fewshot: &Fewshot, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
-        let (state, engine) = (self.inner.clone(), fewshot.engine.clone());
+    pub fn classify(&self, backbone: &Backbone, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let (state, engine) = (self.inner.clone(), backbone.engine.clone());
         future_to_promise(async move {
             let views = state.borrow().predict_views().map_err(js_error)?;
             let photos = preprocessed(&rgba, width, height, &views)?;

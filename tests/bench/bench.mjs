@@ -73,13 +73,14 @@ if (ONLY !== "model") {
     };
 
     // Fewshot
-    const { default: init, Fewshot } = await import("/pkg/fewshot.js");
+    const { default: init, ...pkg } = await import("/pkg/fewshot.js");
+    const Backbone = pkg.Backbone ?? pkg.Fewshot; // Fewshot: its name before 2026-12
     await init();
     const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
     const fewshots = {};
     for (const device of ["webgpu", "cpu"]) {
       await attempt(`Fewshot ${device}`, async () => {
-        const f = await Fewshot.create(weights, device);
+        const f = await Backbone.create(weights, device);
         fewshots[device] = f;
         let t = performance.now();
         await f.embed(rgba, 1, 224, 224);

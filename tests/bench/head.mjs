@@ -12,10 +12,11 @@ const { context } = await launch({ webgpu: false });
 const page = await context.newPage();
 await page.goto(`${origin}/bench/bench.html`);
 const rows = await page.evaluate(async (runs) => {
-  const { default: init, Fewshot, Project } = await import("/pkg/fewshot.js");
+  const { default: init, Project, ...pkg } = await import("/pkg/fewshot.js");
+  const Backbone = pkg.Backbone ?? pkg.Fewshot; // Fewshot: its name before 2026-12
   await init();
   const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
-  const f = await Fewshot.create(weights, "cpu");
+  const f = await Backbone.create(weights, "cpu");
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const out = [];
   for (const n of [100, 1000, 10000]) {

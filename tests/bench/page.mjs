@@ -38,7 +38,7 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
     const { data, width, height } = canvas.getContext("2d").getImageData(0, 0, bitmap.width, bitmap.height);
     const times = [];
     if (pkg.Project) {
-      const f = await pkg.Fewshot.create(weights, "cpu");
+      const f = await (pkg.Backbone ?? pkg.Fewshot).create(weights, "cpu");
       const project = new pkg.Project();
       project.setClasses([{ id: "c", name: "c", photos: ["p"] }]);
       for (let i = 0; i < 6; i++) {
@@ -48,8 +48,8 @@ const files = readdirSync(dir).sort().slice(0, ADD).map((f) => join(dir, f));
       }
     } else {
       // The first version's API: one call a view.
-      const f = await pkg.Fewshot.create(weights, "cpu");
-      const views = pkg.Fewshot.views({});
+      const f = await (pkg.Backbone ?? pkg.Fewshot).create(weights, "cpu");
+      const views = (pkg.Backbone ?? pkg.Fewshot).views({});
       for (let i = 0; i < 6; i++) {
         const t = performance.now();
         for (const view of views) await f.embed(data, width, height, view);

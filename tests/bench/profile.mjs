@@ -33,7 +33,7 @@ await page.evaluate(async () => {
   const pkg = await import("/pkg/fewshot.js");
   await pkg.default();
   const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
-  window.engine = await pkg.Fewshot.create(weights, "cpu");
+  window.engine = await (pkg.Backbone ?? pkg.Fewshot).create(weights, "cpu");
   window.photo = new Uint8Array(224 * 224 * 4).map((_, i) => (i * 2654435761) >>> 24);
   await window.engine.embed(window.photo, 1, 224, 224);
 });

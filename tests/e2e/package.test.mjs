@@ -31,21 +31,21 @@ test("the package predicts from every input kind as the engine does, and errors 
       const pkg = await import("/pkg/fewshot.js");
       await pkg.default();
       const weights = new Uint8Array(await (await fetch("/weights/mobilenet_v2_1.0_224_quant.tflite")).arrayBuffer());
-      const fewshot = await pkg.Fewshot.create(weights, "cpu");
+      const backbone = await pkg.Backbone.create(weights, "cpu");
       const project = new pkg.Project();
       project.setClasses(["hat", "shoes"].map((name, c) => ({ id: name, name, photos: train.flatMap((t, i) => (t[2] === c ? [`p${i}`] : [])) })));
       for (const [i, [src]] of train.entries()) {
         const { data, width, height } = await pixels(src);
-        await project.addPhoto(fewshot, `p${i}`, data, width, height);
+        await project.addPhoto(backbone, `p${i}`, data, width, height);
       }
-      const { model } = await project.learn(fewshot, null);
+      const { model } = await project.learn(backbone, null);
       // The probe as a lossless PNG small enough that nothing rescales it on the way in.
       const photo = await createImageBitmap(await (await fetch(probe)).blob());
       const small = new OffscreenCanvas(320, Math.round((320 * photo.height) / photo.width));
       small.getContext("2d").drawImage(photo, 0, 0, small.width, small.height);
       const blob = await small.convertToBlob({ type: "image/png" });
       const probeData = await pixels(blob);
-      const engine = (await project.classify(fewshot, probeData.data, probeData.width, probeData.height)).predictions;
+      const engine = (await project.classify(backbone, probeData.data, probeData.width, probeData.height)).predictions;
 
       // The package, from each input kind (the weights are the site's: not beside this page, in
       // package/, but one folder up, as example.js says).

@@ -26,7 +26,7 @@ export function sniffType(bytes) {
 }
 
 /** The size a width x height photo is stored at: at most `side` on its longest side, never
- * under `minSide` (the engine's minimum, Fewshot.minImageSide()) on its shortest. */
+ * under `minSide` (the engine's minimum, Backbone.minImageSide()) on its shortest. */
 export function fitSize(width, height, minSide, side = STORED_SIDE) {
   if (!(width >= minSide && height >= minSide)) throw badInput(`the image is only ${width}x${height} pixels; use a photo at least ${minSide}x${minSide}`);
   const scale = Math.min(1, side / Math.max(width, height));

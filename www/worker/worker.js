@@ -1,7 +1,7 @@
-// The engine's home: a module Web Worker that owns the wasm instance, the backbone (Fewshot)
+// The engine's home: a module Web Worker that owns the wasm instance, the backbone (Backbone, src/web.rs)
 // and the project's learning state (Project), so that embedding and training never freeze the
 // page. It answers the requests of protocol.js; the page talks to it through engine.js only.
-import init, { Fewshot, Project } from "../pkg/fewshot.js";
+import init, { Backbone, Project } from "../pkg/fewshot.js";
 import { Op, Kind, errorToMessage, badInput } from "../seam/protocol.js";
 import { decode } from "../seam/image.js";
 import { EmbedPool, engineCount } from "./pool.js";
@@ -17,7 +17,7 @@ if (self.isSecureContext && self.navigator?.locks) {
   navigator.locks.request(life, () => (self.postMessage({ life }), new Promise(() => {}))).catch(() => {});
 }
 
-let fewshot = null;
+let backbone = null;
 let project = null;
 let wasm = null;
 /** This worker's engine and, on the CPU, helper workers: see pool.js. */
@@ -31,7 +31,7 @@ async function ready() {
 /** A photo decoded once (image.js), at the engine's minimum size or more. */
 async function read(image) {
   await ready();
-  return decode(image, Fewshot.minImageSide());
+  return decode(image, Backbone.minImageSide());
 }
 
 /** The milliseconds of one backbone pass (one view of a grey photo) on `engine`. */
@@ -44,36 +44,36 @@ async function timePass(engine) {
 }
 
 function engine() {
-  if (!fewshot) throw badInput("the engine is not loaded yet");
-  return fewshot;
+  if (!backbone) throw badInput("the engine is not loaded yet");
+  return backbone;
 }
 
 const handlers = {
   async [Op.Load]({ weights, device }) {
     await ready();
     const started = performance.now();
-    fewshot = await Fewshot.create(new Uint8Array(weights), device || "auto");
-    const own = fewshot;
+    backbone = await Backbone.create(new Uint8Array(weights), device || "auto");
+    const own = backbone;
     pool?.close();
-    pool = new EmbedPool((...photo) => own.embedViews(...photo), weights, engineCount(fewshot.device));
+    pool = new EmbedPool((...photo) => own.embedViews(...photo), weights, engineCount(backbone.device));
     const loadMs = performance.now() - started;
     // How fast this device is, measured rather than assumed: one pass of the network, after
     // the warm-up (the page words its device with it, and its pings wait according to it).
     const passMs = await timePass(own);
     return {
-      device: fewshot.device,
+      device: backbone.device,
       engines: pool.size,
-      note: `${fewshot.deviceNote}; one pass of the network took ${Math.round(passMs)} ms here`,
+      note: `${backbone.deviceNote}; one pass of the network took ${Math.round(passMs)} ms here`,
       passMs,
-      sha256: fewshot.weightsSha256,
-      warning: fewshot.weightsWarning ?? null,
+      sha256: backbone.weightsSha256,
+      warning: backbone.weightsWarning ?? null,
       loadMs,
     };
   },
 
   async [Op.Hello]() {
     await ready();
-    return { schema: Project.settingsSchema(), weightsSha256: Fewshot.knownWeightsSha256() };
+    return { schema: Project.settingsSchema(), weightsSha256: Backbone.knownWeightsSha256() };
   },
 
   async [Op.SetSettings]({ settings }) {
