@@ -23,6 +23,9 @@ FFLATE_VERSION=0.8.2
 FFLATE_SHA256=8cc1f687e0159e977addb6b85e274dbd11e622cf151f4fcb7b85d49622ea43e7
 PORT=${PORT:-8080}
 TOOLS=$ROOT/target/tools
+# The wasm build has a build directory of its own, so that it can run beside a native build
+# (cargo locks a whole build directory while it builds).
+WASM_TARGET=$ROOT/target/wasm-build
 
 # Each line says how long the command has run, so that a CI log shows where the time goes.
 say() { printf '\033[1m==> [%d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -160,16 +163,16 @@ wasm() {
   fi
   say "building the wasm module (release; a clean build takes ~10 min on 2 cores)"
   # A cdylib alone, so that LTO applies (with the rlib beside it, it is skipped).
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
+  CARGO_TARGET_DIR=$WASM_TARGET CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
     cargo rustc -q --lib --profile wasm --target wasm32-unknown-unknown --no-default-features --crate-type cdylib
   rm -rf www/pkg
   if [ -n "${PROFILE:-}" ]; then
     # PROFILE=1: the functions keep their names and LLVM's code is left as it is (wasm-opt
     # would inline the kernels into their caller), so that a CPU profile (tests/bench/
     # profile.mjs, or DevTools) tells them apart.
-    wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
+    wasm-bindgen --target web --out-dir www/pkg "$WASM_TARGET/wasm32-unknown-unknown/wasm/fewshot.wasm"
   else
-    wasm-bindgen --target web --remove-name-section --out-dir www/pkg target/wasm32-unknown-unknown/wasm/fewshot.wasm
+    wasm-bindgen --target web --remove-name-section --out-dir www/pkg "$WASM_TARGET/wasm32-unknown-unknown/wasm/fewshot.wasm"
     "$TOOLS/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-mutable-globals -o www/pkg/fewshot_bg.wasm www/pkg/fewshot_bg.wasm
   fi
@@ -197,10 +200,25 @@ test_all() {
     export XDG_RUNTIME_DIR=$ROOT/target/runtime
     mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
   fi
+  # The wasm module builds beside the native tests: each build leaves a core idle at times (a
+  # long crate on its own, the final link, the tests themselves), and the two share no build
+  # directory. Its output waits in a log until the native tests are done.
+  say "building the wasm module beside the native tests"
+  local wasm_log=$ROOT/target/wasm-build.log wasm_pid
+  mkdir -p target
+  wasm > "$wasm_log" 2>&1 &
+  wasm_pid=$!
+  trap 'kill $wasm_pid 2>/dev/null || true' EXIT
   say "native tests (CPU device, and wgpu on Mesa lavapipe)"
   cargo test -q --all-targets
   litert
-  wasm
+  if ! wait $wasm_pid; then
+    cat "$wasm_log" >&2
+    say "the wasm build failed (above)"
+    exit 1
+  fi
+  trap - EXIT
+  cat "$wasm_log" >&2
   # After the wasm: the project file's checks are the engine's own (src/projectfile.rs), run
   # under node from www/pkg.
   say "JavaScript modules under node (no browser)"
