@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::backbone::EMBEDDING_DIM;
+use crate::classifier::Classifier;
 use crate::dataset::Dataset;
-use crate::engine::Classifier;
 use crate::error::{Error, Result};
 use crate::evaluate::Validated;
 use crate::familiar::Unfamiliarity;
