@@ -363,7 +363,8 @@ mod tests {
 
     #[test]
     fn every_damaged_field_is_refused_by_name() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("settings.framing", Box::new(|p| p["settings"]["framing"] = json!("sideways"))),
             ("settings.hiddenUnits", Box::new(|p| p["settings"]["hiddenUnits"] = json!(1e12))),
             ("settings", Box::new(|p| p["settings"]["colour"] = json!(true))),

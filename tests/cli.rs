@@ -133,7 +133,8 @@ fn check_project_reads_a_project_as_the_page_does() {
     let good = project_zip("cli-project-good", |_| {});
     let out = stdout(&fewshot(&["check-project", good.to_str().unwrap()]));
     assert!(out.contains("a Fewshot project: 2 classes, 2 photos, no model"), "{out}");
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 3] = [
+    type Damage = fn(&mut serde_json::Value);
+    let cases: [(&str, Damage, &str); 3] = [
         ("cli-project-sideways", |m| m["settings"]["framing"] = "sideways".into(), "settings.framing: unknown variant `sideways`"),
         ("cli-project-no-classes", |m| m["classes"] = serde_json::json!([]), "it has no classes"),
         ("cli-project-checksum", |m| m["checksums"]["photos/hat/0001.jpg"] = "0".repeat(64).into(), "photos/hat/0001.jpg does not match its checksum"),
