@@ -5,14 +5,16 @@
 //! [`head`] (trained by [`train`] with [`optimize`] on a [`dataset`] of embeddings, its accuracy
 //! estimated by [`validate`], the whole sequence in [`learn`]) → [`predict`] (probabilities
 //! per class), with [`evaluate`] for figures, [`matrix`] for the head's arithmetic and
-//! [`model`] for the file a trained classifier is saved in. [`engine`] runs the backbone and a
-//! trained classifier; [`project`] owns one project's learning state (classes, embeddings by
-//! photo, settings, rules, the classifier) for the page (`web.rs`, the only wasm-specific
-//! module), [`projectfile`] checks a saved project's description before any of it is kept,
-//! and [`export`] writes a trained classifier as a standalone `.tflite` file.
+//! [`model`] for the file a trained classifier is saved in. [`engine`] runs the backbone on a
+//! device, [`classifier`] a trained head with its labels (predictions, figures, heatmaps);
+//! [`project`] owns one project's learning state (classes, embeddings by photo, settings,
+//! rules, the classifier) for the page (`web.rs`, the only wasm-specific module),
+//! [`projectfile`] checks a saved project's description before any of it is kept, and
+//! [`export`] writes a trained classifier as a standalone `.tflite` file.
 //! [`error`] depends on nothing; no module depends on one later in this path.
 
 pub mod backbone;
+pub mod classifier;
 pub mod dataset;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod decode;
@@ -39,5 +41,6 @@ pub mod validate;
 #[cfg(target_family = "wasm")]
 mod web;
 
-pub use engine::{Classifier, Engine};
+pub use classifier::Classifier;
+pub use engine::Engine;
 pub use error::{Error, Result};

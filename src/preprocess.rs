@@ -158,7 +158,7 @@ pub fn views(seeing: Seeing) -> Vec<Preprocess> {
         .collect()
 }
 
-/// Views a photo may be embedded in at once, at most (a project uses one or two).
+/// Views a photo may be embedded in at once, at most (a project uses one to four: [`views`]).
 pub const MAX_VIEWS: usize = 8;
 
 /// The views as text: a project's `viewsKey` (embeddings stored under another key are made

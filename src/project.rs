@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::EMBEDDING_DIM;
+use crate::classifier::Classifier;
 use crate::dataset::Dataset;
-use crate::engine::Classifier;
 use crate::error::{Error, Result};
 use crate::evaluate::Validated;
 use crate::familiar::Unfamiliarity;

@@ -4,20 +4,28 @@
 //!
 //! Activations are NHWC (a pixel's channels side by side), so every kernel runs along
 //! channels in SIMD vectors of 4 (`wide::f32x4`: simd128 in the browser, SSE2 natively),
-//! explicitly, so that the browser build's size-first optimisation cannot turn it scalar;
-//! natively on x86-64 processors with AVX2 the inner loops take 8 channels at a time
-//! instead (`Simd`, found at run time).
+//! explicitly, so that the browser build's size-first optimisation cannot turn it scalar.
+//! Natively on x86-64 the inner loops take other instructions where the processor has them
+//! (`Simd`, found at run time): with AVX2 and FMA 8 channels at a time, with AVX-VNNI the 1x1
+//! sums' products added in the same instruction, with AVX-512 VNNI those sums in 512 bits.
 //! Bias, ReLU6, TFLite's SAME padding (one pixel more at the bottom and right for stride 2)
 //! and the residual addition happen inside the kernels: no padded copies, no extra passes.
-//! Each kernel is tested against a plain loop below; the whole network against the
+//!
+//! This file: the shared types, the choice of instructions and the portable kernels (the
+//! browser's, and any processor's); `x86.rs`: the x86-64 inner loops; `network.rs`:
+//! MobileNetV2 built from these kernels. Each kernel, on every kind of instructions this
+//! machine has, is tested against a plain loop below; the whole network against the
 //! fixtures' float reference embeddings (`tests/backbone.rs`).
 
 use wide::{bytemuck, f32x4, i16x8, i32x4, u32x4};
 
-use super::tflite::{ConvOp, Op};
-use super::{checked_convolutions, EMBEDDING_DIM, FEATURE_SIDE, IMAGENET_CLASSES};
-use crate::error::Result;
-use crate::preprocess::INPUT_SIDE;
+use super::tflite::ConvOp;
+
+mod network;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use network::Network;
 
 /// Channels in one SIMD vector.
 const LANES: usize = 4;
@@ -400,207 +408,6 @@ fn portable_sums(levels: &[u32x4], weights: &[[i16x8; 2]]) -> BlockSums {
     acc
 }
 
-/// The kernels' inner loops in 256-bit vectors (and the 1x1 sums in 512 where they can be), for
-/// x86-64 processors that have them (`Simd`). The 1x1 sums: a panel's two weight vectors are
-/// one, so each pair of a pixel's inputs meets a panel's 8 outputs in one instruction; two
-/// panels at a time, 8 sums in registers (4 took 1.2x as long natively: each waited on the one
-/// before). Depthwise and the first convolution: 8 channels a fused multiply-add.
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::{bytemuck, f32x4, i16x8, u32x4, Outputs, Stem, PANEL, ROWS};
-
-    /// `Depthwise::run`'s sums for one pixel: `dst`'s channels over `taps`, 8 channels a fused
-    /// multiply-add, 32 in registers across the taps.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn depthwise(taps: &[(&[f32x4], &[f32x4])], bias: &[f32x4], relu6: bool, dst: &mut [f32x4]) {
-        let finish = |v: __m256| if relu6 { clamp6(v) } else { v };
-        let v = dst.len();
-        let mut c = 0;
-        while c + 8 <= v {
-            let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&bias[c + 2 * j..]));
-            for &(src, w) in taps {
-                let (src, w) = (&src[c..c + 8], &w[c..c + 8]);
-                for j in 0..4 {
-                    acc[j] = _mm256_fmadd_ps(join(&src[2 * j..]), join(&w[2 * j..]), acc[j]);
-                }
-            }
-            for (j, acc) in acc.into_iter().enumerate() {
-                write(&mut dst[c + 2 * j..], finish(acc));
-            }
-            c += 8;
-        }
-        // The channels left (MobileNetV2's 144: 4 vectors), 8 at a time; a last 4 alone.
-        while c < v {
-            let two = c + 2 <= v;
-            let read = |a: &[f32x4]| if two { join(&a[c..]) } else { _mm256_castps128_ps256(bytemuck::cast(a[c])) };
-            let mut acc = read(bias);
-            for &(src, w) in taps {
-                acc = _mm256_fmadd_ps(read(src), read(w), acc);
-            }
-            let acc = finish(acc);
-            if two {
-                write(&mut dst[c..], acc);
-            } else {
-                dst[c] = bytemuck::cast(_mm256_castps256_ps128(acc));
-            }
-            c += if two { 2 } else { 1 };
-        }
-    }
-
-    /// `Stem::run` for the output pixel `(oy, ox)`: its 32 channels in four vectors of 8, fused
-    /// multiply-adds over the 27 taps inside the photo.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn stem(stem: &Stem, rgb: &[f32], side: usize, pad: usize, (oy, ox): (usize, usize), dst: &mut [f32x4]) {
-        let mut acc: [__m256; 4] = std::array::from_fn(|j| join(&stem.bias[2 * j..]));
-        stem.for_each_tap(rgb, side, pad, (oy, ox), |value, w| {
-            let a = _mm256_set1_ps(value);
-            for j in 0..4 {
-                acc[j] = _mm256_fmadd_ps(a, join(&w[2 * j..]), acc[j]);
-            }
-        });
-        for (j, acc) in acc.into_iter().enumerate() {
-            let acc = if stem.relu6 { clamp6(acc) } else { acc };
-            write(&mut dst[2 * j..], acc);
-        }
-    }
-
-    /// ReLU6.
-    #[inline]
-    #[target_feature(enable = "avx")]
-    fn clamp6(v: __m256) -> __m256 {
-        _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0))
-    }
-
-    /// Two vectors of 4 (the first two of `a`) as one of 8.
-    #[inline]
-    #[target_feature(enable = "avx")]
-    fn join(a: &[f32x4]) -> __m256 {
-        _mm256_set_m128(bytemuck::cast(a[1]), bytemuck::cast(a[0]))
-    }
-
-    /// A vector of 8 into the first two vectors of 4 of `dst`.
-    #[inline]
-    #[target_feature(enable = "avx")]
-    fn write(dst: &mut [f32x4], v: __m256) {
-        let dst = &mut dst[..2];
-        // SAFETY: `dst` holds the 8 values `storeu` writes, at any alignment.
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().cast(), v) };
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub fn avx2_sums(levels: &[u32x4], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
-        sums(levels, weights, |acc, x, w| _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)), to, p, panel)
-    }
-
-    #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub fn avx_vnni_sums(levels: &[u32x4], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
-        sums(levels, weights, |acc, x, w| _mm256_dpwssd_avx_epi32(acc, x, w), to, p, panel)
-    }
-
-    /// Two groups of pixels times two panels at a time in 512-bit vectors (a row's two panels
-    /// side by side, 8 sums in registers); fewer (a tile's or a layer's odd last) as above.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
-    pub fn avx512_vnni_sums(levels: [&[u32x4]; 2], weights: [&[[i16x8; 2]]; 2], to: &mut Outputs, p: usize, panel: usize) {
-        if levels[1].is_empty() || weights[1].is_empty() {
-            for (g, levels) in levels.into_iter().enumerate().filter(|(_, l)| !l.is_empty()) {
-                sums(levels, weights, |acc, x, w| _mm256_dpwssd_epi32(acc, x, w), to, p + g * ROWS, panel);
-            }
-            return;
-        }
-        let mut acc = [[_mm512_setzero_si512(); ROWS]; 2];
-        for (((x0, x1), w0), w1) in levels[0].iter().zip(levels[1]).zip(weights[0]).zip(weights[1]) {
-            let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load(w0)), load(w1));
-            let x = [x0.to_array(), x1.to_array()];
-            for g in 0..2 {
-                for r in 0..ROWS {
-                    acc[g][r] = _mm512_dpwssd_epi32(acc[g][r], _mm512_set1_epi32(x[g][r] as i32), w);
-                }
-            }
-        }
-        for (g, acc) in acc.into_iter().enumerate() {
-            store(acc.map(|a| _mm512_castsi512_si256(a)), to, p + g * ROWS, panel);
-            store(acc.map(|a| _mm512_extracti64x4_epi64::<1>(a)), to, p + g * ROWS, panel + 1);
-        }
-    }
-
-    /// `madd(acc, x, w)`: `acc` plus the sums of the products of `x` and `w`'s pairs of 16 bits.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn sums(
-        levels: &[u32x4],
-        weights: [&[[i16x8; 2]]; 2],
-        madd: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
-        to: &mut Outputs,
-        p: usize,
-        panel: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_si256(); ROWS]; 2];
-        if weights[1].is_empty() {
-            for (x, w) in levels.iter().zip(weights[0]) {
-                let (x, w) = (x.to_array(), load(w));
-                for r in 0..ROWS {
-                    acc[0][r] = madd(acc[0][r], _mm256_set1_epi32(x[r] as i32), w);
-                }
-            }
-        } else {
-            for ((x, w0), w1) in levels.iter().zip(weights[0]).zip(weights[1]) {
-                let (x, w) = (x.to_array(), [load(w0), load(w1)]);
-                for r in 0..ROWS {
-                    let x = _mm256_set1_epi32(x[r] as i32);
-                    for p in 0..2 {
-                        acc[p][r] = madd(acc[p][r], x, w[p]);
-                    }
-                }
-            }
-        }
-        store(acc[0], to, p, panel);
-        if !weights[1].is_empty() {
-            store(acc[1], to, p, panel + 1);
-        }
-    }
-
-    /// `Outputs::store` in 256-bit vectors with FMA, where the block is whole (all `ROWS`
-    /// pixels and a whole panel: all but the map's last pixels and the ImageNet classifier's
-    /// last panel); else `Outputs::store` itself. (Through `Outputs::store` these were 18 % of
-    /// a photo natively, as much as the sums.)
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn store(acc: [__m256i; ROWS], to: &mut Outputs, p: usize, panel: usize) {
-        let kernel = to.kernel;
-        let first = panel * PANEL;
-        if p + ROWS > to.pixels || first + PANEL > kernel.outputs {
-            return to.store(bytemuck::cast(acc), p, panel);
-        }
-        let (scale, bias) = (join(&kernel.scale[panel]), join(&kernel.bias[panel]));
-        for (r, acc) in acc.into_iter().enumerate() {
-            let at = (p + r) * kernel.outputs + first;
-            let x = _mm256_mul_ps(scale, _mm256_set1_ps(to.scales[p + r]));
-            let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), x, bias);
-            if kernel.relu6 {
-                v = clamp6(v);
-            }
-            if let Some(add) = to.residual {
-                let add = &add[at..at + PANEL];
-                // SAFETY: `add` holds the 8 values `loadu` reads, at any alignment.
-                v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(add.as_ptr()) });
-            }
-            let dst = &mut to.out[at..at + PANEL];
-            // SAFETY: `dst` holds the 8 values `storeu` writes, at any alignment.
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
-        }
-    }
-
-    /// A panel's two weight vectors as one (a cast to 256 bits, or an unaligned read in a
-    /// build with debug assertions, went through the stack: a store and a load more a pair).
-    #[inline]
-    #[target_feature(enable = "avx")]
-    fn load(w: &[i16x8; 2]) -> __m256i {
-        _mm256_set_m128i(bytemuck::cast(w[1]), bytemuck::cast(w[0]))
-    }
-}
-
 /// A depthwise 3x3 convolution with SAME padding, stride 1 or 2, and ReLU6.
 pub struct Depthwise {
     channels: usize,
@@ -760,114 +567,6 @@ impl Stem {
                 dst.copy_from_slice(&acc);
             }
         }
-        out
-    }
-}
-
-/// Expand 1x1 (optional) → depthwise 3x3 → project 1x1, plus the input where shapes allow.
-struct Block {
-    expand: Option<Pointwise>,
-    depthwise: Depthwise,
-    project: Pointwise,
-    residual: bool,
-}
-
-impl Block {
-    fn run(&self, simd: Simd, x: &Map) -> Map {
-        let expanded;
-        let hidden = match &self.expand {
-            Some(expand) => {
-                let mut map = Map::new(x.height, x.width, expand.outputs);
-                expand.run(simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
-                expanded = map;
-                &expanded
-            }
-            None => x,
-        };
-        let y = self.depthwise.run(simd, hidden);
-        let mut out = Map::new(y.height, y.width, self.project.outputs);
-        let residual = self.residual.then(|| x.values());
-        self.project.run(simd, y.values(), y.pixels(), residual, bytemuck::cast_slice_mut(&mut out.data));
-        out
-    }
-}
-
-/// MobileNetV2 on the CPU.
-pub struct Network {
-    stem: Stem,
-    blocks: Vec<Block>,
-    features: Pointwise,
-    classifier: Pointwise,
-    simd: Simd,
-}
-
-impl Network {
-    /// From the operators of a TFLite graph, each checked against MobileNetV2 1.0.
-    pub fn from_ops(ops: &[Op]) -> Result<Self> {
-        let (convs, blocks) = checked_convolutions(ops)?;
-        let mut convs = convs.iter();
-        let mut next = || *convs.next().expect("checked against the architecture");
-        let stem = Stem::from_op(next());
-        let blocks = blocks
-            .iter()
-            .map(|&(expands, residual)| {
-                let expand = expands.then(|| Pointwise::from_op(next()));
-                let depthwise = Depthwise::from_op(next());
-                let project = Pointwise::from_op(next());
-                Block { expand, depthwise, project, residual }
-            })
-            .collect();
-        let features = Pointwise::from_op(next());
-        let classifier = Pointwise::from_op(next());
-        Ok(Network { stem, blocks, features, classifier, simd: Simd::best() })
-    }
-
-    /// Run on other instructions than the best (to compare them: `fewshot bench`, the tests).
-    pub fn use_instructions(&mut self, instructions: Instructions) {
-        self.simd = instructions.0;
-    }
-
-    /// The instructions its kernels run on.
-    pub fn instructions(&self) -> Instructions {
-        Instructions(self.simd)
-    }
-
-    /// The last feature map of one photo (`[3, 224, 224]`, channel-major, as preprocessed):
-    /// `7 x 7` pixels of 1280 values.
-    pub fn feature_map(&self, photo: &[f32]) -> Map {
-        let plane = INPUT_SIDE * INPUT_SIDE;
-        let mut rgb = vec![0.0; 3 * plane];
-        for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-            for (c, v) in px.iter_mut().enumerate() {
-                *v = photo[c * plane + i];
-            }
-        }
-        let mut x = self.stem.run(self.simd, &rgb, INPUT_SIDE);
-        for block in &self.blocks {
-            x = block.run(self.simd, &x);
-        }
-        let mut map = Map::new(x.height, x.width, self.features.outputs);
-        self.features.run(self.simd, x.values(), x.pixels(), None, bytemuck::cast_slice_mut(&mut map.data));
-        assert_eq!((map.height, map.width), (FEATURE_SIDE, FEATURE_SIDE));
-        map
-    }
-
-    /// The average of a feature map's pixels: the embedding.
-    pub fn pool(map: &Map) -> Vec<f32> {
-        let mut sum = vec![0.0f32; map.channels];
-        for pixel in map.values().chunks_exact(map.channels) {
-            sum.iter_mut().zip(pixel).for_each(|(s, v)| *s += v);
-        }
-        let n = map.pixels() as f32;
-        sum.iter_mut().for_each(|s| *s /= n);
-        sum
-    }
-
-    /// The backbone's ImageNet logits `[n * 1001]` for embeddings `[n * 1280]`.
-    pub fn imagenet_logits(&self, embeddings: &[f32]) -> Vec<f32> {
-        let n = embeddings.len() / EMBEDDING_DIM;
-        let mut out = vec![0.0; n * IMAGENET_CLASSES];
-        self.classifier.run(self.simd, embeddings, n, None, &mut out);
         out
     }
 }
