@@ -12,7 +12,7 @@ use crate::head::scale_to_input_length;
 use crate::matrix::{argmax_rows, softmax_rows};
 use crate::model::{Model, ModelInfo};
 use crate::predict::{top_k, Prediction};
-use crate::preprocess::Preprocess;
+use crate::preprocess::View;
 
 /// A trained head with its labels, ready to predict: a small matrix product on the CPU.
 pub struct Classifier {
@@ -29,7 +29,7 @@ impl Classifier {
     }
 
     /// The views of a photo this model averages over: embed each, in this order.
-    pub fn views(&self) -> Vec<Preprocess> {
+    pub fn views(&self) -> Vec<View> {
         let info = &self.model.info;
         if info.views.is_empty() {
             vec![info.preprocess]
@@ -140,7 +140,7 @@ mod tests {
     use super::*;
     use crate::head::{HeadShape, HeadWeights};
     use crate::model::ModelInfo;
-    use crate::preprocess::Preprocess;
+    use crate::preprocess::View;
     use crate::rng::Rng;
 
     #[test]
@@ -152,7 +152,7 @@ mod tests {
         let info = ModelInfo {
             labels: vec!["a".into(), "b".into()],
             backbone_sha256: String::new(),
-            preprocess: Preprocess::default(),
+            preprocess: View::default(),
             views: vec![],
             hidden_units: 0,
             scaled_input: true,

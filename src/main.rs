@@ -14,7 +14,7 @@ use fewshot::decode::{class_folders, decode_file};
 use fewshot::device::{self, Compute};
 use fewshot::model::Model;
 use fewshot::predict::top_k;
-use fewshot::preprocess::{views, Preprocess, Seeing};
+use fewshot::preprocess::{views, View, Seeing};
 use fewshot::settings::{self, Scope, Settings};
 use fewshot::rng::Rng;
 use fewshot::learn::{Learned, Learning, Progress};
@@ -333,7 +333,7 @@ fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Decode, preprocess and embed photo files in batches; `[n * 1280]`.
-fn embed_files(engine: &Engine, options: Preprocess, files: &[PathBuf], what: &str) -> Result<Vec<f32>> {
+fn embed_files(engine: &Engine, options: View, files: &[PathBuf], what: &str) -> Result<Vec<f32>> {
     let bar = progress(files.len(), what);
     let mut embeddings = Vec::with_capacity(files.len() * 1280);
     for chunk in files.chunks(BATCH) {
@@ -395,7 +395,7 @@ fn classify(args: &Args) -> Result<Done> {
 
 /// Embeddings of a folder of class folders: each photo in its first view, the other views as
 /// its variants.
-fn embed_folder(engine: &Engine, views: &[Preprocess], dir: &Path) -> Result<Dataset> {
+fn embed_folder(engine: &Engine, views: &[View], dir: &Path) -> Result<Dataset> {
     let (labels, files) = class_folders(dir)?;
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let mut data = Dataset::new(labels);

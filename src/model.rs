@@ -15,7 +15,7 @@ use crate::backbone::EMBEDDING_DIM;
 use crate::error::{Error, Result};
 use crate::familiar::Familiarity;
 use crate::head::{HeadShape, HeadWeights};
-use crate::preprocess::Preprocess;
+use crate::preprocess::View;
 use crate::evaluate::Validated;
 
 /// The value of the metadata key `format`.
@@ -42,11 +42,11 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
     /// sha256 of the backbone file the embeddings came from.
     pub backbone_sha256: String,
-    pub preprocess: Preprocess,
+    pub preprocess: View,
     /// The views a prediction averages over (see [`crate::preprocess::views`]); empty in files
     /// before format 2, meaning `preprocess` alone.
     #[serde(default)]
-    pub views: Vec<Preprocess>,
+    pub views: Vec<View>,
     /// Units of the hidden layer; 0 for none.
     pub hidden_units: usize,
     /// Whether the head reads each embedding scaled to one length
@@ -215,7 +215,7 @@ pub(crate) mod tests {
             info: ModelInfo {
                 labels: vec!["a".into(), "b".into(), "<c>".into()],
                 backbone_sha256: crate::backbone::KNOWN_SHA256.into(),
-                preprocess: Preprocess::default(),
+                preprocess: View::default(),
                 views: vec![],
                 hidden_units: hidden,
                 scaled_input: true,

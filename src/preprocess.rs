@@ -61,11 +61,12 @@ impl<'a> Rgba<'a> {
     }
 }
 
-/// Options of the way photos are turned into the backbone's input.
-/// Missing fields take their defaults, so `{}` from JavaScript is the default preprocessing.
+/// One view of a photo: how it is framed, mirrored and brought closer on its way to the
+/// backbone's input ([`View::apply`]). A photo is embedded in the [`views`] its settings ask
+/// for. Missing fields take their defaults, so `{}` from JavaScript is the plain view.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Preprocess {
+pub struct View {
     pub framing: Framing,
     /// Mirror left-right (an augmentation).
     pub flip: bool,
@@ -73,7 +74,7 @@ pub struct Preprocess {
     pub zoom: f32,
 }
 
-impl Preprocess {
+impl View {
     /// The photo as `[3, 224, 224]` floats, `(x - 127.5) / 127.5`, channel-major.
     pub fn apply(&self, image: Rgba) -> Vec<f32> {
         let rgb = to_rgb_on_white(image);
@@ -146,15 +147,15 @@ pub const CLOSER_VIEW_FRAMING: Framing = Framing::Crop;
 /// The views of a photo that are embedded: the photo as framed first, then (with mirroring)
 /// its mirror image, then (with zoom, for a cropped photo) the closer view and its mirror. The
 /// head trains on all of them; a prediction averages over all of them.
-pub fn views(seeing: Seeing) -> Vec<Preprocess> {
-    let base = Preprocess { framing: seeing.framing, ..Preprocess::default() };
+pub fn views(seeing: Seeing) -> Vec<View> {
+    let base = View { framing: seeing.framing, ..View::default() };
     let mut framed = vec![base];
     if seeing.zoom && seeing.framing == CLOSER_VIEW_FRAMING {
-        framed.push(Preprocess { zoom: ZOOM, ..base });
+        framed.push(View { zoom: ZOOM, ..base });
     }
     framed
         .into_iter()
-        .flat_map(|view| if seeing.mirror { vec![view, Preprocess { flip: true, ..view }] } else { vec![view] })
+        .flat_map(|view| if seeing.mirror { vec![view, View { flip: true, ..view }] } else { vec![view] })
         .collect()
 }
 
@@ -163,13 +164,13 @@ pub const MAX_VIEWS: usize = 8;
 
 /// The views as text: a project's `viewsKey` (embeddings stored under another key are made
 /// again), and how the page's helper workers are told which views to embed.
-pub fn views_key(views: &[Preprocess]) -> String {
+pub fn views_key(views: &[View]) -> String {
     serde_json::to_string(views).expect("views are plain numbers and names")
 }
 
 /// The views of a [`views_key`]: one to [`MAX_VIEWS`] of them.
-pub fn views_from_key(key: &str) -> Result<Vec<Preprocess>> {
-    let views: Vec<Preprocess> =
+pub fn views_from_key(key: &str) -> Result<Vec<View>> {
+    let views: Vec<View> =
         serde_json::from_str(key).map_err(|e| Error::BadConfig(format!("not a list of views ({e})")))?;
     if views.is_empty() || views.len() > MAX_VIEWS {
         return Err(Error::BadConfig(format!("between 1 and {MAX_VIEWS} views, not {}", views.len())));
@@ -313,7 +314,7 @@ mod tests {
     #[test]
     fn output_is_chw_in_minus_one_to_one() {
         let pixels = solid(300, 200, [255, 0, 127, 255]);
-        let x = Preprocess::default().apply(Rgba::new(&pixels, 300, 200).unwrap());
+        let x = View::default().apply(Rgba::new(&pixels, 300, 200).unwrap());
         assert_eq!(x.len(), INPUT_LEN);
         let plane = INPUT_SIDE * INPUT_SIDE;
         assert!((x[0] - 1.0).abs() < 1e-5);
@@ -324,7 +325,7 @@ mod tests {
     #[test]
     fn transparent_is_white_and_padding_is_grey() {
         let pixels = solid(400, 100, [0, 0, 0, 0]);
-        let pad = Preprocess { framing: Framing::Pad, ..Default::default() };
+        let pad = View { framing: Framing::Pad, ..Default::default() };
         let x = pad.apply(Rgba::new(&pixels, 400, 100).unwrap());
         assert!((x[0]).abs() < 1e-5, "top-left is padding: grey");
         let middle = 112 * INPUT_SIDE + 112;
@@ -336,14 +337,14 @@ mod tests {
         let mut pixels = solid(224, 224, [0, 0, 0, 255]);
         pixels[0] = 255; // top-left red
         let image = Rgba::new(&pixels, 224, 224).unwrap();
-        let flipped = Preprocess { flip: true, ..Default::default() }.apply(image);
+        let flipped = View { flip: true, ..Default::default() }.apply(image);
         assert!((flipped[INPUT_SIDE - 1] - 1.0).abs() < 1e-5);
     }
 
     #[test]
     fn identity_resize_keeps_pixels() {
         let pixels: Vec<u8> = (0..224 * 224).flat_map(|i| [(i % 251) as u8, 0, 0, 255]).collect();
-        let x = Preprocess::default().apply(Rgba::new(&pixels, 224, 224).unwrap());
+        let x = View::default().apply(Rgba::new(&pixels, 224, 224).unwrap());
         for i in [0, 1, 500, 224 * 224 - 1] {
             assert!((x[i] - ((i % 251) as f32 - 127.5) / 127.5).abs() < 1e-4);
         }
@@ -351,9 +352,9 @@ mod tests {
 
     #[test]
     fn options_default_field_by_field() {
-        let p: Preprocess = serde_json::from_str(r#"{"flip":true}"#).unwrap();
-        assert_eq!(p, Preprocess { flip: true, ..Default::default() });
-        let p: Preprocess = serde_json::from_str(r#"{"framing":"pad"}"#).unwrap();
+        let p: View = serde_json::from_str(r#"{"flip":true}"#).unwrap();
+        assert_eq!(p, View { flip: true, ..Default::default() });
+        let p: View = serde_json::from_str(r#"{"framing":"pad"}"#).unwrap();
         assert_eq!(p.framing, Framing::Pad);
     }
 

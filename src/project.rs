@@ -17,7 +17,7 @@ use crate::familiar::Unfamiliarity;
 use crate::learn::{Learning, Progress};
 use crate::model::Model;
 use crate::predict::Prediction;
-use crate::preprocess::{views, Preprocess};
+use crate::preprocess::{views, View};
 use crate::settings::Settings;
 
 /// The most classes a project may have.
@@ -116,7 +116,7 @@ impl Project {
 
     /// The views each photo is embedded in: embed each, in this order, and hand them to
     /// [`Project::set_embeddings`] one after the other.
-    pub fn views(&self) -> Vec<Preprocess> {
+    pub fn views(&self) -> Vec<View> {
         views(self.settings.seeing())
     }
 
@@ -292,7 +292,7 @@ impl Project {
 
     /// The views a photo is embedded in to be classified (the model's, which may differ from
     /// the current settings until it is trained again).
-    pub fn predict_views(&self) -> Result<Vec<Preprocess>> {
+    pub fn predict_views(&self) -> Result<Vec<View>> {
         Ok(self.trained()?.views())
     }
 

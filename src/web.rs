@@ -30,7 +30,7 @@ use crate::device;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::predict::top_k;
-use crate::preprocess::{views_from_key, views_key, Preprocess, Rgba};
+use crate::preprocess::{views_from_key, views_key, View, Rgba};
 use crate::project::{ClassSpec, Project as LearningState};
 use crate::settings::Settings;
 
@@ -130,7 +130,7 @@ impl Backbone {
             }
             let photos = rgba
                 .chunks_exact(size)
-                .map(|pixels| Ok(Preprocess::default().apply(Rgba::new(pixels, width, height)?)))
+                .map(|pixels| Ok(View::default().apply(Rgba::new(pixels, width, height)?)))
                 .collect::<crate::Result<Vec<_>>>()
                 .map_err(js_error)?;
             let embeddings = engine.embed(&photos).await.map_err(js_error)?;
@@ -155,7 +155,7 @@ impl Backbone {
     pub fn imagenet(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let engine = self.engine.clone();
         future_to_promise(async move {
-            let photo = Preprocess::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
+            let photo = View::default().apply(Rgba::new(&rgba, width, height).map_err(js_error)?);
             let probabilities = engine.imagenet(&[photo]).await.map_err(js_error)?;
             to_js(&top_k(&probabilities, &imagenet_labels(), 5))
         })
@@ -228,7 +228,7 @@ impl Backbone {
 }
 
 /// The photo in each view, preprocessed.
-fn preprocessed(rgba: &[u8], width: u32, height: u32, views: &[Preprocess]) -> Result<Vec<Vec<f32>>, JsValue> {
+fn preprocessed(rgba: &[u8], width: u32, height: u32, views: &[View]) -> Result<Vec<Vec<f32>>, JsValue> {
     let image = Rgba::new(rgba, width, height).map_err(js_error)?;
     Ok(views.iter().map(|view| view.apply(image)).collect())
 }

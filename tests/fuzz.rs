@@ -18,7 +18,7 @@ use fewshot::engine::sha256_hex;
 use fewshot::export::{tflite, Arithmetic};
 use fewshot::head::{HeadShape, HeadWeights};
 use fewshot::model::{Model, ModelInfo};
-use fewshot::preprocess::{views, Preprocess, Seeing};
+use fewshot::preprocess::{views, View, Seeing};
 use fewshot::project::{ClassSpec, Project};
 use fewshot::settings::Settings;
 use fewshot::rng::Rng;
@@ -136,7 +136,7 @@ fn classifier(sha: &str) -> Classifier {
         info: ModelInfo {
             labels: vec!["ripe".into(), "unripe".into()],
             backbone_sha256: sha.into(),
-            preprocess: Preprocess::default(),
+            preprocess: View::default(),
             views: views(Seeing::default()),
             hidden_units: 0,
             scaled_input: true,

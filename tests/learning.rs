@@ -7,7 +7,7 @@ use fewshot::familiar::Familiarity;
 use fewshot::decode::{class_folders, decode_file};
 use fewshot::learn::model_of;
 use fewshot::model::Model;
-use fewshot::preprocess::{Preprocess, Seeing};
+use fewshot::preprocess::{View, Seeing};
 use fewshot::train::{train, TrainConfig};
 use fewshot::validate::cross_validate;
 use fewshot::{Classifier, Engine};
@@ -20,7 +20,7 @@ fn embed_folder(engine: &Engine, dir: &Path) -> Dataset {
     for chunk in files.chunks(16) {
         let photos: Vec<Vec<f32>> = chunk
             .iter()
-            .map(|(p, _)| Preprocess::default().apply(decode_file(p).unwrap().rgba().unwrap()))
+            .map(|(p, _)| View::default().apply(decode_file(p).unwrap().rgba().unwrap()))
             .collect();
         let embeddings = pollster::block_on(engine.embed(&photos)).unwrap();
         for (i, (_, class)) in chunk.iter().enumerate() {
@@ -94,7 +94,7 @@ fn hat_in_a_corner_is_seen_there(engine: &Engine, classifier: &Classifier, hat_c
             canvas[to..to + 4].copy_from_slice(&hat.pixels[from..from + 4]);
         }
     }
-    let photo = Preprocess::default().apply(fewshot::preprocess::Rgba::new(&canvas, side, side).unwrap());
+    let photo = View::default().apply(fewshot::preprocess::Rgba::new(&canvas, side, side).unwrap());
     let (_, map) = pollster::block_on(engine.embed_with_maps(&[photo])).unwrap();
     let heat = classifier.heatmap(&map, hat_class).unwrap();
     let peak = heat.iter().enumerate().fold(0, |best, (i, &v)| if v > heat[best] { i } else { best });
@@ -111,6 +111,6 @@ fn fixture_photos() -> Vec<std::path::PathBuf> {
 }
 
 fn embed_files(engine: &Engine, files: &[std::path::PathBuf]) -> Vec<f32> {
-    let photos: Vec<Vec<f32>> = files.iter().map(|p| Preprocess::default().apply(decode_file(p).unwrap().rgba().unwrap())).collect();
+    let photos: Vec<Vec<f32>> = files.iter().map(|p| View::default().apply(decode_file(p).unwrap().rgba().unwrap())).collect();
     pollster::block_on(engine.embed(&photos)).unwrap()
 }
