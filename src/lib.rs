@@ -32,6 +32,7 @@ pub mod preprocess;
 pub mod project;
 pub mod projectfile;
 pub mod rng;
+pub mod tflite;
 pub mod train;
 pub mod validate;
 
