@@ -11,7 +11,8 @@
 //! metadata (`fewshot`, JSON). The "none of these" check is not in the file.
 //!
 //! The flatbuffer is written with the `flatbuffers` crate (Google's own Rust runtime for the
-//! format); the tables, field slots and codes are those of [`crate::tflite`].
+//! format); the tables, field slots and codes are those of [`crate::tflite`], the schema the
+//! backbone's loader (`backbone::tflite`) reads with.
 
 use flatbuffers::{FlatBufferBuilder, TableFinishedWIPOffset, WIPOffset};
 use serde::Serialize;

@@ -1,8 +1,9 @@
 //! TFLite's file format, declared once: the tables of `tensorflow/lite/schema/schema.fbs`
 //! (schema version 3) that Fewshot reads or writes, the vtable slot of each of their fields,
-//! and the codes of the schema's enums. The export (`export`) writes a file with them and the
-//! `flatbuffers` crate. Only what it uses is here; names and numbers are schema.fbs's, in its
-//! order, so each line can be checked against it.
+//! and the codes of the schema's enums. The backbone's loader (`backbone::tflite`) reads a
+//! file through these; the export (`export`) writes one with them and the `flatbuffers`
+//! crate. Only what the two use is here; names and numbers are schema.fbs's, in its order, so
+//! each line can be checked against it.
 
 /// The file identifier, bytes 4..8 of every file.
 pub const FILE_IDENTIFIER: &str = "TFL3";
