@@ -11,9 +11,6 @@ use crate::error::{Error, Result};
 use crate::matrix::softmax_rows;
 use crate::preprocess::{INPUT_LEN, INPUT_SIDE};
 
-/// `Classifier` lived here until it had its own module; `export.rs` still names it by this path.
-pub use crate::classifier::Classifier;
-
 /// The frozen backbone on its device.
 pub struct Engine {
     backbone: Net,

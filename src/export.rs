@@ -11,17 +11,24 @@
 //! metadata (`fewshot`, JSON). The "none of these" check is not in the file.
 //!
 //! The flatbuffer is written with the `flatbuffers` crate (Google's own Rust runtime for the
-//! format); the field numbers are those of TFLite's `schema.fbs`, declared in [`schema`].
+//! format); the tables, field slots and codes are those of [`crate::tflite`], the schema the
+//! backbone's loader (`backbone::tflite`) reads with.
 
 use flatbuffers::{FlatBufferBuilder, TableFinishedWIPOffset, WIPOffset};
 use serde::Serialize;
 
-use crate::backbone::tflite::{self as file, read_graph, Options};
+use crate::backbone::tflite::{read_graph, Options};
 use crate::backbone::EMBEDDING_DIM;
-use crate::engine::{sha256_hex, Classifier};
+use crate::classifier::Classifier;
+use crate::engine::sha256_hex;
 use crate::error::{Error, Result};
 use crate::head::input_length;
 use crate::preprocess::{Framing, INPUT_SIDE};
+use crate::tflite::builtin_operator::{
+    ADD, AVERAGE_POOL_2D, CONCATENATION, DEQUANTIZE, FULLY_CONNECTED, L2_NORMALIZATION, MEAN, RESIZE_BILINEAR, REVERSE_V2,
+    SLICE, SOFTMAX,
+};
+use crate::tflite::{activation, tensor_type};
 
 /// The metadata entry that holds [`Description`].
 pub const METADATA_NAME: &str = "fewshot";
@@ -101,7 +108,7 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     let uint8 = |name: &str, shape: &[i32]| Tensor {
         name: name.into(),
         shape: shape.to_vec(),
-        dtype: file::TYPE_UINT8,
+        dtype: tensor_type::UINT8,
         data: vec![],
         quantization: Some((pixels.0.clone(), pixels.1.clone(), 0)),
     };
@@ -113,10 +120,10 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         Arithmetic::Float => {
             let shape = [1, side, side, 3];
             let halves = out.tensor(float("pixels / 127.5", &shape));
-            out.op(file::DEQUANTIZE, vec![photo], halves, Opts::None);
+            out.op(DEQUANTIZE, vec![photo], halves, Opts::None);
             let minus_one = out.tensor(constant_f32("minus one", &[1], &[-1.0]));
             let scaled = out.tensor(float("photo in [-1, 1]", &shape));
-            out.op(file::ADD, vec![halves, minus_one], scaled, Opts::Read(Options::Add { activation: 0 }));
+            out.op(ADD, vec![halves, minus_one], scaled, Opts::Read(Options::Add { activation: activation::NONE }));
             (scaled, &float as &dyn Fn(&str, &[i32]) -> Tensor)
         }
     };
@@ -133,17 +140,17 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
             let begin = out.tensor(constant_i32("centre begins", &[0, cut, cut, 0]));
             let size = out.tensor(constant_i32("centre size", &[1, inner, inner, 3]));
             let centre = out.tensor(pixel("centre", &[1, inner, inner, 3]));
-            out.op(file::SLICE, vec![seen, begin, size], centre, Opts::None);
+            out.op(SLICE, vec![seen, begin, size], centre, Opts::None);
             let new_size = out.tensor(constant_i32("closer view size", &[side, side]));
             let closer = out.tensor(pixel("closer view", &[1, side, side, 3]));
-            out.op(file::RESIZE_BILINEAR, vec![centre, new_size], closer, Opts::ResizeBilinear { half_pixel_centers: true });
+            out.op(RESIZE_BILINEAR, vec![centre, new_size], closer, Opts::ResizeBilinear { half_pixel_centers: true });
             closer_views.push((view.zoom, closer));
             seen = closer;
         }
         if view.flip {
             let axis = out.tensor(constant_i32("width axis", &[2]));
             let mirrored = out.tensor(pixel("mirror image", &[1, side, side, 3]));
-            out.op(file::REVERSE_V2, vec![seen, axis], mirrored, Opts::None);
+            out.op(REVERSE_V2, vec![seen, axis], mirrored, Opts::None);
             seen = mirrored;
         }
         view_tensors.push(seen);
@@ -152,7 +159,7 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         view_tensors[0]
     } else {
         let views = out.tensor(pixel("views", &[batch, side, side, 3]));
-        out.op(file::CONCATENATION, view_tensors, views, Opts::Concatenation { axis: 0 });
+        out.op(CONCATENATION, view_tensors, views, Opts::Concatenation { axis: 0 });
         views
     };
 
@@ -161,7 +168,7 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     let pool = graph
         .operators
         .iter()
-        .position(|op| op.code == file::AVERAGE_POOL_2D || op.code == file::MEAN)
+        .position(|op| op.code == AVERAGE_POOL_2D || op.code == MEAN)
         .ok_or_else(|| Error::Weights("the backbone file has no pooling operator".into()))?;
     let mut copied: Vec<Option<i32>> = vec![None; graph.tensors.len()];
     copied[graph.inputs[0] as usize] = Some(backbone_input);
@@ -192,10 +199,10 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
                 // Computed tensors in float; 8-bit weights kept and dequantized when the file
                 // loads; 32-bit biases (quantized by input × weight scale) stored in float.
                 Arithmetic::Float if !constant => out.tensor(float(&t.name, &shape)),
-                Arithmetic::Float if matches!(t.dtype, file::TYPE_UINT8 | file::TYPE_INT8) => {
+                Arithmetic::Float if matches!(t.dtype, tensor_type::UINT8 | tensor_type::INT8) => {
                     let stored = out.tensor(as_stored);
                     let weight = out.tensor(float(&t.name, &shape));
-                    out.op(file::DEQUANTIZE, vec![stored], weight, Opts::None);
+                    out.op(DEQUANTIZE, vec![stored], weight, Opts::None);
                     weight
                 }
                 Arithmetic::Float => out.tensor(constant_f32(&t.name, &shape, &t.dequantize()?)),
@@ -217,13 +224,13 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         Arithmetic::Float => features,
         Arithmetic::Quantized => {
             let map = out.tensor(float("feature map", &map_shape));
-            out.op(file::DEQUANTIZE, vec![features], map, Opts::None);
+            out.op(DEQUANTIZE, vec![features], map, Opts::None);
             map
         }
     };
     let spatial = out.tensor(constant_i32("spatial axes", &[1, 2]));
     let mut x = out.tensor(float("embeddings", &[batch, EMBEDDING_DIM as i32]));
-    out.op(file::MEAN, vec![map, spatial], x, Opts::Read(Options::Reducer { keep_dims: false }));
+    out.op(MEAN, vec![map, spatial], x, Opts::Read(Options::Reducer { keep_dims: false }));
 
     // The head, in float. A head that reads embeddings scaled to one length: L2_NORMALIZATION
     // makes them 1 long, and its first layer's weights take the length.
@@ -231,7 +238,7 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     let mut length = 1.0;
     if info.scaled_input {
         let unit = out.tensor(float("embeddings of length 1", &[batch, EMBEDDING_DIM as i32]));
-        out.op(file::L2_NORMALIZATION, vec![x], unit, Opts::L2Normalization);
+        out.op(L2_NORMALIZATION, vec![x], unit, Opts::L2Normalization);
         x = unit;
         length = input_length();
     }
@@ -245,17 +252,17 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
         let w = out.tensor(constant_f32(&format!("{name} weight"), &[*outputs as i32, *inputs as i32], &transposed));
         let b = out.tensor(constant_f32(&format!("{name} bias"), &[*outputs as i32], bias));
         let y = out.tensor(float(if last { "logits" } else { "hidden" }, &[batch, *outputs as i32]));
-        let activation = if last { 0 } else { file::RELU };
-        out.op(file::FULLY_CONNECTED, vec![x, w, b], y, Opts::FullyConnected { activation });
+        let fused = if last { activation::NONE } else { activation::RELU };
+        out.op(FULLY_CONNECTED, vec![x, w, b], y, Opts::FullyConnected { activation: fused });
         x = y;
     }
     let classes = head.shape.classes as i32;
     let mut probabilities = out.tensor(float(if batch == 1 { "probabilities" } else { "probabilities per view" }, &[batch, classes]));
-    out.op(file::SOFTMAX, vec![x], probabilities, Opts::Softmax { beta: 1.0 });
+    out.op(SOFTMAX, vec![x], probabilities, Opts::Softmax { beta: 1.0 });
     if batch > 1 {
         let axis = out.tensor(constant_i32("view axis", &[0]));
         let mean = out.tensor(float("probabilities", &[1, classes]));
-        out.op(file::MEAN, vec![probabilities, axis], mean, Opts::Read(Options::Reducer { keep_dims: true }));
+        out.op(MEAN, vec![probabilities, axis], mean, Opts::Read(Options::Reducer { keep_dims: true }));
         probabilities = mean;
     }
 
@@ -319,17 +326,17 @@ enum Opts {
 }
 
 fn float(name: &str, shape: &[i32]) -> Tensor {
-    Tensor { name: name.into(), shape: shape.to_vec(), dtype: file::TYPE_FLOAT32, data: vec![], quantization: None }
+    Tensor { name: name.into(), shape: shape.to_vec(), dtype: tensor_type::FLOAT32, data: vec![], quantization: None }
 }
 
 fn constant_f32(name: &str, shape: &[i32], values: &[f32]) -> Tensor {
     let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Tensor { name: name.into(), shape: shape.to_vec(), dtype: file::TYPE_FLOAT32, data, quantization: None }
+    Tensor { name: name.into(), shape: shape.to_vec(), dtype: tensor_type::FLOAT32, data, quantization: None }
 }
 
 fn constant_i32(name: &str, values: &[i32]) -> Tensor {
     let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Tensor { name: name.into(), shape: vec![values.len() as i32], dtype: file::TYPE_INT32, data, quantization: None }
+    Tensor { name: name.into(), shape: vec![values.len() as i32], dtype: tensor_type::INT32, data, quantization: None }
 }
 
 impl Graph {
@@ -345,7 +352,7 @@ impl Graph {
     /// The file's bytes: one subgraph, buffer 0 empty (TFLite's convention) and shared by every
     /// computed tensor, one buffer per constant, and the description as metadata.
     fn write(&self, input: i32, output: i32, title: &str, metadata: &[u8]) -> Vec<u8> {
-        use schema::*;
+        use crate::tflite::*;
         let size: usize = self.tensors.iter().map(|t| t.data.len()).sum();
         let mut fbb = FlatBufferBuilder::with_capacity(size + (1 << 16));
 
@@ -416,7 +423,8 @@ impl Graph {
             .map(|&(code, version)| {
                 table(&mut fbb, |fbb| {
                     // Codes past 127 keep the old byte at PLACEHOLDER_FOR_GREATER_OP_CODES (127).
-                    fbb.push_slot_always(operator_code::DEPRECATED_BUILTIN_CODE, code.min(127) as i8);
+                    let deprecated = code.min(builtin_operator::PLACEHOLDER_FOR_GREATER_OP_CODES) as i8;
+                    fbb.push_slot_always(operator_code::DEPRECATED_BUILTIN_CODE, deprecated);
                     fbb.push_slot_always(operator_code::VERSION, version);
                     fbb.push_slot_always(operator_code::BUILTIN_CODE, code);
                 })
@@ -447,14 +455,14 @@ impl Graph {
         let buffers = fbb.create_vector(&buffers);
         let metadata = fbb.create_vector(&[metadata]);
         let root = table(&mut fbb, |fbb| {
-            fbb.push_slot_always(model::VERSION, 3u32);
+            fbb.push_slot_always(model::VERSION, VERSION);
             fbb.push_slot_always(model::OPERATOR_CODES, codes);
             fbb.push_slot_always(model::SUBGRAPHS, subgraphs);
             fbb.push_slot_always(model::DESCRIPTION, description);
             fbb.push_slot_always(model::BUFFERS, buffers);
             fbb.push_slot_always(model::METADATA, metadata);
         });
-        fbb.finish(root, Some("TFL3"));
+        fbb.finish(root, Some(FILE_IDENTIFIER));
         fbb.finished_data().to_vec()
     }
 }
@@ -470,143 +478,77 @@ fn table(fbb: &mut FlatBufferBuilder, fill: impl FnOnce(&mut FlatBufferBuilder))
 
 /// An operator's options table and its BuiltinOptions union type.
 fn options(fbb: &mut FlatBufferBuilder, options: &Opts) -> (u8, Option<Table>) {
-    use schema::options::*;
-    let s = |id: u16| 4 + 2 * id;
+    use crate::tflite::*;
     match options {
-        Opts::None | Opts::Read(Options::None) | Opts::Read(Options::Other(_)) => (0, None),
+        Opts::None | Opts::Read(Options::None) | Opts::Read(Options::Other(_)) => (builtin_options::NONE, None),
         Opts::Read(Options::Conv { padding, stride_w, stride_h, activation, dilation_w, dilation_h }) => (
-            file::OPTIONS_CONV,
+            builtin_options::CONV_2D,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(0), *padding);
-                fbb.push_slot_always(s(1), *stride_w);
-                fbb.push_slot_always(s(2), *stride_h);
-                fbb.push_slot_always(s(3), *activation);
-                fbb.push_slot_always(s(4), *dilation_w);
-                fbb.push_slot_always(s(5), *dilation_h);
+                fbb.push_slot_always(conv_2d::PADDING, *padding);
+                fbb.push_slot_always(conv_2d::STRIDE_W, *stride_w);
+                fbb.push_slot_always(conv_2d::STRIDE_H, *stride_h);
+                fbb.push_slot_always(conv_2d::FUSED_ACTIVATION_FUNCTION, *activation);
+                fbb.push_slot_always(conv_2d::DILATION_W_FACTOR, *dilation_w);
+                fbb.push_slot_always(conv_2d::DILATION_H_FACTOR, *dilation_h);
             })),
         ),
         Opts::Read(Options::Depthwise { padding, stride_w, stride_h, multiplier, activation, dilation_w, dilation_h }) => (
-            file::OPTIONS_DEPTHWISE,
+            builtin_options::DEPTHWISE_CONV_2D,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(0), *padding);
-                fbb.push_slot_always(s(1), *stride_w);
-                fbb.push_slot_always(s(2), *stride_h);
-                fbb.push_slot_always(s(3), *multiplier);
-                fbb.push_slot_always(s(4), *activation);
-                fbb.push_slot_always(s(5), *dilation_w);
-                fbb.push_slot_always(s(6), *dilation_h);
+                fbb.push_slot_always(depthwise_conv_2d::PADDING, *padding);
+                fbb.push_slot_always(depthwise_conv_2d::STRIDE_W, *stride_w);
+                fbb.push_slot_always(depthwise_conv_2d::STRIDE_H, *stride_h);
+                fbb.push_slot_always(depthwise_conv_2d::DEPTH_MULTIPLIER, *multiplier);
+                fbb.push_slot_always(depthwise_conv_2d::FUSED_ACTIVATION_FUNCTION, *activation);
+                fbb.push_slot_always(depthwise_conv_2d::DILATION_W_FACTOR, *dilation_w);
+                fbb.push_slot_always(depthwise_conv_2d::DILATION_H_FACTOR, *dilation_h);
             })),
         ),
         Opts::Read(Options::Pool { padding, stride_w, stride_h, filter_w, filter_h, activation }) => (
-            file::OPTIONS_POOL,
+            builtin_options::POOL_2D,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(0), *padding);
-                fbb.push_slot_always(s(1), *stride_w);
-                fbb.push_slot_always(s(2), *stride_h);
-                fbb.push_slot_always(s(3), *filter_w);
-                fbb.push_slot_always(s(4), *filter_h);
-                fbb.push_slot_always(s(5), *activation);
+                fbb.push_slot_always(pool_2d::PADDING, *padding);
+                fbb.push_slot_always(pool_2d::STRIDE_W, *stride_w);
+                fbb.push_slot_always(pool_2d::STRIDE_H, *stride_h);
+                fbb.push_slot_always(pool_2d::FILTER_WIDTH, *filter_w);
+                fbb.push_slot_always(pool_2d::FILTER_HEIGHT, *filter_h);
+                fbb.push_slot_always(pool_2d::FUSED_ACTIVATION_FUNCTION, *activation);
             })),
         ),
-        Opts::Read(Options::Add { activation }) => {
-            (file::OPTIONS_ADD, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), *activation))))
-        }
+        Opts::Read(Options::Add { activation }) => (
+            builtin_options::ADD,
+            Some(table(fbb, |fbb| fbb.push_slot_always(add::FUSED_ACTIVATION_FUNCTION, *activation))),
+        ),
         Opts::Read(Options::Reducer { keep_dims }) => {
-            (file::OPTIONS_REDUCER, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), *keep_dims))))
+            (builtin_options::REDUCER, Some(table(fbb, |fbb| fbb.push_slot_always(reducer::KEEP_DIMS, *keep_dims))))
         }
         Opts::Concatenation { axis } => (
-            CONCATENATION,
+            builtin_options::CONCATENATION,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(0), *axis);
-                fbb.push_slot_always(s(1), 0u8);
+                fbb.push_slot_always(concatenation::AXIS, *axis);
+                fbb.push_slot_always(concatenation::FUSED_ACTIVATION_FUNCTION, activation::NONE);
             })),
         ),
         Opts::ResizeBilinear { half_pixel_centers } => (
-            RESIZE_BILINEAR,
+            builtin_options::RESIZE_BILINEAR,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(2), false); // align_corners
-                fbb.push_slot_always(s(3), *half_pixel_centers);
+                fbb.push_slot_always(resize_bilinear::ALIGN_CORNERS, false);
+                fbb.push_slot_always(resize_bilinear::HALF_PIXEL_CENTERS, *half_pixel_centers);
             })),
         ),
         Opts::FullyConnected { activation } => (
-            FULLY_CONNECTED,
+            builtin_options::FULLY_CONNECTED,
             Some(table(fbb, |fbb| {
-                fbb.push_slot_always(s(0), *activation);
-                fbb.push_slot_always(s(1), 0u8); // weights_format: DEFAULT
-                fbb.push_slot_always(s(2), false); // keep_num_dims
+                fbb.push_slot_always(fully_connected::FUSED_ACTIVATION_FUNCTION, *activation);
+                fbb.push_slot_always(fully_connected::WEIGHTS_FORMAT, weights_format::DEFAULT);
+                fbb.push_slot_always(fully_connected::KEEP_NUM_DIMS, false);
             })),
         ),
-        Opts::Softmax { beta } => (SOFTMAX, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), *beta)))),
-        Opts::L2Normalization => (L2_NORM, Some(table(fbb, |fbb| fbb.push_slot_always(s(0), 0u8)))), // no activation
-    }
-}
-
-/// Field slots of the tables written, from TFLite's `schema.fbs` (slot = 4 + 2 × field id).
-mod schema {
-    const fn slot(id: u16) -> u16 {
-        4 + 2 * id
-    }
-    pub mod model {
-        use super::slot;
-        pub const VERSION: u16 = slot(0);
-        pub const OPERATOR_CODES: u16 = slot(1);
-        pub const SUBGRAPHS: u16 = slot(2);
-        pub const DESCRIPTION: u16 = slot(3);
-        pub const BUFFERS: u16 = slot(4);
-        pub const METADATA: u16 = slot(6);
-    }
-    pub mod operator_code {
-        use super::slot;
-        pub const DEPRECATED_BUILTIN_CODE: u16 = slot(0);
-        pub const VERSION: u16 = slot(2);
-        pub const BUILTIN_CODE: u16 = slot(3);
-    }
-    pub mod subgraph {
-        use super::slot;
-        pub const TENSORS: u16 = slot(0);
-        pub const INPUTS: u16 = slot(1);
-        pub const OUTPUTS: u16 = slot(2);
-        pub const OPERATORS: u16 = slot(3);
-        pub const NAME: u16 = slot(4);
-    }
-    pub mod tensor {
-        use super::slot;
-        pub const SHAPE: u16 = slot(0);
-        pub const TYPE: u16 = slot(1);
-        pub const BUFFER: u16 = slot(2);
-        pub const NAME: u16 = slot(3);
-        pub const QUANTIZATION: u16 = slot(4);
-    }
-    pub mod quantization {
-        use super::slot;
-        pub const SCALE: u16 = slot(2);
-        pub const ZERO_POINT: u16 = slot(3);
-        pub const QUANTIZED_DIMENSION: u16 = slot(6);
-    }
-    pub mod operator {
-        use super::slot;
-        pub const OPCODE_INDEX: u16 = slot(0);
-        pub const INPUTS: u16 = slot(1);
-        pub const OUTPUTS: u16 = slot(2);
-        pub const BUILTIN_OPTIONS_TYPE: u16 = slot(3);
-        pub const BUILTIN_OPTIONS: u16 = slot(4);
-    }
-    pub mod buffer {
-        use super::slot;
-        pub const DATA: u16 = slot(0);
-    }
-    pub mod metadata {
-        use super::slot;
-        pub const NAME: u16 = slot(0);
-        pub const BUFFER: u16 = slot(1);
-    }
-    /// BuiltinOptions union types of the head's operators.
-    pub mod options {
-        pub const FULLY_CONNECTED: u8 = 8;
-        pub const SOFTMAX: u8 = 9;
-        pub const CONCATENATION: u8 = 10;
-        pub const L2_NORM: u8 = 12;
-        pub const RESIZE_BILINEAR: u8 = 15;
+        Opts::Softmax { beta } => (builtin_options::SOFTMAX, Some(table(fbb, |fbb| fbb.push_slot_always(softmax::BETA, *beta)))),
+        Opts::L2Normalization => (
+            builtin_options::L2_NORM,
+            Some(table(fbb, |fbb| fbb.push_slot_always(l2_norm::FUSED_ACTIVATION_FUNCTION, activation::NONE))),
+        ),
     }
 }
 
@@ -630,7 +572,8 @@ mod tests {
     #[test]
     fn the_file_reads_back_as_a_graph_with_the_head_at_its_end() {
         let Some(weights) = weights() else { return eprintln!("skipped: FEWSHOT_WEIGHTS is not set") };
-        use file::*;
+        use crate::tflite::builtin_operator::*;
+        use crate::tflite::tensor_type::UINT8;
         for (hidden, mirror, arithmetic) in [(0, true, Arithmetic::Float), (7, false, Arithmetic::Quantized)] {
             let bytes = tflite(&weights, &classifier(hidden, mirror, sha256_hex(&weights)), arithmetic).unwrap();
             let graph = read_graph(&bytes).unwrap();
@@ -650,7 +593,7 @@ mod tests {
             let backbone: Vec<i32> = read_graph(&weights).unwrap().operators.iter().map(|op| op.code).collect();
             assert_eq!(convolutions(&codes), convolutions(&backbone) - 1);
             let input = &graph.tensors[graph.inputs[0] as usize];
-            assert_eq!((input.shape.as_slice(), input.dtype), (&[1, 224, 224, 3][..], TYPE_UINT8));
+            assert_eq!((input.shape.as_slice(), input.dtype), (&[1, 224, 224, 3][..], UINT8));
         }
     }
 

@@ -9,8 +9,10 @@
 //! device, [`classifier`] a trained head with its labels (predictions, figures, heatmaps);
 //! [`project`] owns one project's learning state (classes, embeddings by photo, settings,
 //! rules, the classifier) for the page (`web.rs`, the only wasm-specific module),
-//! [`projectfile`] checks a saved project's description before any of it is kept, and
-//! [`export`] writes a trained classifier as a standalone `.tflite` file.
+//! [`settings`] declares what a person can change (the page's controls and the CLI's options
+//! are built from it), [`projectfile`] checks a saved project's description before any of it
+//! is kept, and [`export`] writes a trained classifier as a standalone `.tflite` file, in the
+//! format [`tflite`] declares once for it and for the backbone's reader.
 //! [`error`] depends on nothing; no module depends on one later in this path.
 
 pub mod backbone;
@@ -35,6 +37,7 @@ pub mod project;
 pub mod projectfile;
 pub mod rng;
 pub mod settings;
+pub mod tflite;
 pub mod train;
 pub mod validate;
 

@@ -5,11 +5,20 @@
 //! weight and bias tensors are dequantized to `f32` with
 //! `(q - zero_point) * scale` (per tensor, or per channel where the file says so).
 //! Every offset is bounds-checked: a truncated or foreign file gives an [`Error::Weights`]
-//! naming what did not fit, never a panic.
+//! naming what did not fit, never a panic (hence this file's own small `Table` rather than the
+//! `flatbuffers` crate's, whose reads trust the offsets unless generated code verifies them).
 //!
-//! Field numbers follow `tensorflow/lite/schema/schema.fbs`.
+//! The tables, field slots and codes are those of [`crate::tflite`], the schema the export
+//! writes with too.
+
+use flatbuffers::VOffsetT;
 
 use crate::error::{Error, Result};
+use crate::tflite::builtin_operator::{ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, MEAN};
+use crate::tflite::{
+    activation, add, buffer, builtin_options, conv_2d, depthwise_conv_2d, model, operator, operator_code, padding,
+    pool_2d, quantization, reducer, subgraph, tensor, tensor_type, FILE_IDENTIFIER,
+};
 
 /// A convolution as stored in the file, weights already in `f32`.
 #[derive(Debug, Clone)]
@@ -58,8 +67,8 @@ pub struct Operator {
     pub options: Options,
 }
 
-/// The options of the operators MobileNetV2 uses (fields of schema.fbs's option tables, in
-/// their order); any other kind is kept only as its union type.
+/// The options of the operators MobileNetV2 uses (the fields of the options tables of
+/// [`crate::tflite`], in their order); any other kind is kept only as its union type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Options {
     None,
@@ -77,113 +86,110 @@ pub enum Options {
     Other(u8),
 }
 
-/// BuiltinOptions union types (schema.fbs).
-pub const OPTIONS_CONV: u8 = 1;
-pub const OPTIONS_DEPTHWISE: u8 = 2;
-pub const OPTIONS_POOL: u8 = 5;
-pub const OPTIONS_ADD: u8 = 11;
-pub const OPTIONS_REDUCER: u8 = 27;
-
 /// Read the first subgraph of a `.tflite` file.
 pub fn read_graph(bytes: &[u8]) -> Result<Graph<'_>> {
     let buf = Buf(bytes);
     if bytes.len() < 8 {
         return Err(Error::Weights(format!("file is only {} bytes long", bytes.len())));
     }
-    if &bytes[4..8] != b"TFL3" {
+    if &bytes[4..8] != FILE_IDENTIFIER.as_bytes() {
         return Err(Error::Weights(
             "not a TFLite model (the file identifier \"TFL3\" is missing)".into(),
         ));
     }
-    let model = buf.root()?;
-    let codes = model.tables(1)?;
-    let buffers = model.tables(4)?;
-    let graph = model
-        .tables(2)?
+    let root = buf.root()?;
+    let codes = root.tables(model::OPERATOR_CODES)?;
+    let buffers = root.tables(model::BUFFERS)?;
+    let graph = root
+        .tables(model::SUBGRAPHS)?
         .first()
         .copied()
         .ok_or_else(|| Error::Weights("the model has no subgraph".into()))?;
     check_appended_archive(bytes, &buffers)?;
 
     let mut tensors = vec![];
-    for t in graph.tables(0)? {
-        let buffer_index = t.u32(2, 0)? as usize;
+    for t in graph.tables(subgraph::TENSORS)? {
+        let buffer_index = t.u32(tensor::BUFFER, 0)? as usize;
         let buffer = buffers
             .get(buffer_index)
             .ok_or_else(|| Error::Weights(format!("tensor refers to missing buffer {buffer_index}")))?;
-        let q = t.table(4)?;
+        let q = t.table(tensor::QUANTIZATION)?;
         tensors.push(Tensor {
-            name: t.string(3)?.unwrap_or_default(),
-            shape: t.i32s(0)?.into_iter().map(|d| d.max(0) as usize).collect(),
-            dtype: t.u8(1, 0)?,
-            data: buffer.bytes(0)?.unwrap_or(&[]),
+            name: t.string(tensor::NAME)?.unwrap_or_default(),
+            shape: t.i32s(tensor::SHAPE)?.into_iter().map(|d| d.max(0) as usize).collect(),
+            dtype: t.u8(tensor::TYPE, tensor_type::FLOAT32)?,
+            data: buffer.bytes(buffer::DATA)?.unwrap_or(&[]),
             scale: match q {
-                Some(q) => q.f32s(2)?,
+                Some(q) => q.f32s(quantization::SCALE)?,
                 None => vec![],
             },
             zero_point: match q {
-                Some(q) => q.i64s(3)?,
+                Some(q) => q.i64s(quantization::ZERO_POINT)?,
                 None => vec![],
             },
             quantized_dimension: match q {
-                Some(q) => q.i32(6, 0)?.max(0) as usize,
+                Some(q) => q.i32(quantization::QUANTIZED_DIMENSION, 0)?.max(0) as usize,
                 None => 0,
             },
         });
     }
 
     let mut operators = vec![];
-    for op in graph.tables(3)? {
-        let code_index = op.u32(0, 0)? as usize;
+    for op in graph.tables(subgraph::OPERATORS)? {
+        let code_index = op.u32(operator::OPCODE_INDEX, 0)? as usize;
         let code = codes
             .get(code_index)
             .ok_or_else(|| Error::Weights(format!("operator code {code_index} is missing")))?;
-        let inputs = op.i32s(1)?;
-        let outputs = op.i32s(2)?;
+        let inputs = op.i32s(operator::INPUTS)?;
+        let outputs = op.i32s(operator::OUTPUTS)?;
         if let Some(bad) = inputs.iter().chain(&outputs).find(|&&i| i < -1 || i as i64 >= tensors.len() as i64) {
             return Err(Error::Weights(format!("operator refers to missing tensor {bad}")));
         }
-        let options = match (op.u8(3, 0)?, op.table(4)?) {
-            (_, None) | (0, _) => Options::None,
-            (OPTIONS_CONV, Some(o)) => Options::Conv {
-                padding: o.u8(0, 0)?,
-                stride_w: o.i32(1, 0)?,
-                stride_h: o.i32(2, 0)?,
-                activation: o.u8(3, 0)?,
-                dilation_w: o.i32(4, 1)?,
-                dilation_h: o.i32(5, 1)?,
+        // Absent fields read as the schema's defaults.
+        let (none, same) = (activation::NONE, padding::SAME);
+        let kind = op.u8(operator::BUILTIN_OPTIONS_TYPE, builtin_options::NONE)?;
+        let options = match (kind, op.table(operator::BUILTIN_OPTIONS)?) {
+            (_, None) | (builtin_options::NONE, _) => Options::None,
+            (builtin_options::CONV_2D, Some(o)) => Options::Conv {
+                padding: o.u8(conv_2d::PADDING, same)?,
+                stride_w: o.i32(conv_2d::STRIDE_W, 0)?,
+                stride_h: o.i32(conv_2d::STRIDE_H, 0)?,
+                activation: o.u8(conv_2d::FUSED_ACTIVATION_FUNCTION, none)?,
+                dilation_w: o.i32(conv_2d::DILATION_W_FACTOR, 1)?,
+                dilation_h: o.i32(conv_2d::DILATION_H_FACTOR, 1)?,
             },
-            (OPTIONS_DEPTHWISE, Some(o)) => Options::Depthwise {
-                padding: o.u8(0, 0)?,
-                stride_w: o.i32(1, 0)?,
-                stride_h: o.i32(2, 0)?,
-                multiplier: o.i32(3, 0)?,
-                activation: o.u8(4, 0)?,
-                dilation_w: o.i32(5, 1)?,
-                dilation_h: o.i32(6, 1)?,
+            (builtin_options::DEPTHWISE_CONV_2D, Some(o)) => Options::Depthwise {
+                padding: o.u8(depthwise_conv_2d::PADDING, same)?,
+                stride_w: o.i32(depthwise_conv_2d::STRIDE_W, 0)?,
+                stride_h: o.i32(depthwise_conv_2d::STRIDE_H, 0)?,
+                multiplier: o.i32(depthwise_conv_2d::DEPTH_MULTIPLIER, 0)?,
+                activation: o.u8(depthwise_conv_2d::FUSED_ACTIVATION_FUNCTION, none)?,
+                dilation_w: o.i32(depthwise_conv_2d::DILATION_W_FACTOR, 1)?,
+                dilation_h: o.i32(depthwise_conv_2d::DILATION_H_FACTOR, 1)?,
             },
-            (OPTIONS_POOL, Some(o)) => Options::Pool {
-                padding: o.u8(0, 0)?,
-                stride_w: o.i32(1, 0)?,
-                stride_h: o.i32(2, 0)?,
-                filter_w: o.i32(3, 0)?,
-                filter_h: o.i32(4, 0)?,
-                activation: o.u8(5, 0)?,
+            (builtin_options::POOL_2D, Some(o)) => Options::Pool {
+                padding: o.u8(pool_2d::PADDING, same)?,
+                stride_w: o.i32(pool_2d::STRIDE_W, 0)?,
+                stride_h: o.i32(pool_2d::STRIDE_H, 0)?,
+                filter_w: o.i32(pool_2d::FILTER_WIDTH, 0)?,
+                filter_h: o.i32(pool_2d::FILTER_HEIGHT, 0)?,
+                activation: o.u8(pool_2d::FUSED_ACTIVATION_FUNCTION, none)?,
             },
-            (OPTIONS_ADD, Some(o)) => Options::Add { activation: o.u8(0, 0)? },
-            (OPTIONS_REDUCER, Some(o)) => Options::Reducer { keep_dims: o.u8(0, 0)? != 0 },
+            (builtin_options::ADD, Some(o)) => Options::Add { activation: o.u8(add::FUSED_ACTIVATION_FUNCTION, none)? },
+            (builtin_options::REDUCER, Some(o)) => Options::Reducer { keep_dims: o.u8(reducer::KEEP_DIMS, 0)? != 0 },
             (other, Some(_)) => Options::Other(other),
         };
+        // Newer files keep the code whole in BUILTIN_CODE, older ones only the deprecated byte.
+        let deprecated = code.u8(operator_code::DEPRECATED_BUILTIN_CODE, 0)? as i8 as i32;
         operators.push(Operator {
-            // Newer files keep the code in field 3; field 0 is the deprecated 8-bit copy.
-            code: (code.u8(0, 0)? as i8 as i32).max(code.i32(3, 0)?),
-            version: code.i32(2, 1)?,
+            code: deprecated.max(code.i32(operator_code::BUILTIN_CODE, 0)?),
+            version: code.i32(operator_code::VERSION, 1)?,
             inputs,
             outputs,
             options,
         });
     }
-    Ok(Graph { tensors, operators, inputs: graph.i32s(1)? })
+    Ok(Graph { tensors, operators, inputs: graph.i32s(subgraph::INPUTS)? })
 }
 
 /// The operators of the file's first subgraph, in order.
@@ -199,7 +205,7 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
     for op in &graph.operators {
         ops.push(match op.code {
             CONV_2D | DEPTHWISE_CONV_2D => {
-                let (depthwise, padding, stride_w, stride_h, activation) = match op.options {
+                let (depthwise, pad, stride_w, stride_h, act) = match op.options {
                     Options::Conv { padding, stride_w, stride_h, activation, .. } => (false, padding, stride_w, stride_h, activation),
                     Options::Depthwise { padding, stride_w, stride_h, activation, .. } => (true, padding, stride_w, stride_h, activation),
                     _ => return Err(Error::Weights("a convolution has no options".into())),
@@ -226,8 +232,8 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
                     weight_shape: weight.shape.clone(),
                     bias: bias.dequantize()?,
                     stride: stride_w as usize,
-                    same_padding: padding == PADDING_SAME,
-                    relu6: activation == RELU6,
+                    same_padding: pad == padding::SAME,
+                    relu6: act == activation::RELU6,
                 })
             }
             ADD => Op::Add,
@@ -244,7 +250,7 @@ pub fn read_ops(bytes: &[u8]) -> Result<Vec<Op>> {
 fn check_appended_archive(bytes: &[u8], buffers: &[Table]) -> Result<()> {
     let mut end = 0;
     for buffer in buffers {
-        if let Some(data) = buffer.bytes(0)? {
+        if let Some(data) = buffer.bytes(buffer::DATA)? {
             end = end.max(data.as_ptr() as usize - bytes.as_ptr() as usize + data.len());
         }
     }
@@ -263,25 +269,6 @@ fn check_appended_archive(bytes: &[u8], buffers: &[Table]) -> Result<()> {
         Err(Error::Weights(format!("file is truncated (the label archive at its end is cut off; {} bytes long)", bytes.len())))
     }
 }
-
-/// BuiltinOperator codes (schema.fbs).
-pub const ADD: i32 = 0;
-pub const AVERAGE_POOL_2D: i32 = 1;
-pub const CONCATENATION: i32 = 2;
-pub const CONV_2D: i32 = 3;
-pub const DEPTHWISE_CONV_2D: i32 = 4;
-pub const DEQUANTIZE: i32 = 6;
-pub const FULLY_CONNECTED: i32 = 9;
-pub const L2_NORMALIZATION: i32 = 11;
-pub const SOFTMAX: i32 = 25;
-pub const MEAN: i32 = 40;
-pub const REVERSE_V2: i32 = 105;
-pub const SLICE: i32 = 65;
-pub const RESIZE_BILINEAR: i32 = 23;
-const PADDING_SAME: u8 = 0;
-/// ActivationFunctionType values (schema.fbs).
-pub const RELU: u8 = 1;
-pub const RELU6: u8 = 3;
 
 /// A tensor of the file: its shape and type, its bytes if it is a constant (still quantized),
 /// and its quantization.
@@ -302,10 +289,10 @@ impl Tensor<'_> {
     pub fn dequantize(&self) -> Result<Vec<f32>> {
         let count: usize = self.shape.iter().product();
         let (width, read): (usize, fn(&[u8]) -> f64) = match self.dtype {
-            TYPE_FLOAT32 => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
-            TYPE_INT32 => (4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
-            TYPE_UINT8 => (1, |b| b[0] as f64),
-            TYPE_INT8 => (1, |b| b[0] as i8 as f64),
+            tensor_type::FLOAT32 => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+            tensor_type::INT32 => (4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+            tensor_type::UINT8 => (1, |b| b[0] as f64),
+            tensor_type::INT8 => (1, |b| b[0] as i8 as f64),
             other => {
                 return Err(Error::Weights(format!(
                     "tensor \"{}\" has element type {other}, which is not supported",
@@ -323,7 +310,7 @@ impl Tensor<'_> {
             )));
         }
         let values = self.data.chunks_exact(width).map(read);
-        if self.dtype == TYPE_FLOAT32 || self.scale.is_empty() {
+        if self.dtype == tensor_type::FLOAT32 || self.scale.is_empty() {
             return Ok(values.map(|v| v as f32).collect());
         }
         let channels = self.scale.len();
@@ -345,12 +332,6 @@ impl Tensor<'_> {
             .collect())
     }
 }
-
-/// TensorType values (schema.fbs).
-pub const TYPE_FLOAT32: u8 = 0;
-pub const TYPE_INT32: u8 = 2;
-pub const TYPE_UINT8: u8 = 3;
-pub const TYPE_INT8: u8 = 9;
 
 /// The file's bytes, with bounds-checked little-endian reads.
 #[derive(Clone, Copy)]
@@ -396,10 +377,11 @@ impl<'a> Table<'a> {
         Ok(Table { buf, pos, vtable })
     }
 
-    /// Position of field `id`, or `None` when the field is absent.
-    fn field(&self, id: usize) -> Result<Option<usize>> {
+    /// Position of the field at vtable slot `slot` (a constant of [`crate::tflite`]), or
+    /// `None` when the field is absent.
+    fn field(&self, slot: VOffsetT) -> Result<Option<usize>> {
         let vtable_len = self.buf.u16_at(self.vtable)? as usize;
-        let slot = 4 + 2 * id;
+        let slot = slot as usize;
         if slot + 2 > vtable_len {
             return Ok(None);
         }
@@ -409,66 +391,66 @@ impl<'a> Table<'a> {
         }
     }
 
-    fn u8(&self, id: usize, default: u8) -> Result<u8> {
-        match self.field(id)? {
+    fn u8(&self, slot: VOffsetT, default: u8) -> Result<u8> {
+        match self.field(slot)? {
             Some(p) => Ok(self.buf.slice(p, 1)?[0]),
             None => Ok(default),
         }
     }
-    fn u32(&self, id: usize, default: u32) -> Result<u32> {
-        match self.field(id)? {
+    fn u32(&self, slot: VOffsetT, default: u32) -> Result<u32> {
+        match self.field(slot)? {
             Some(p) => self.buf.u32_at(p),
             None => Ok(default),
         }
     }
-    fn i32(&self, id: usize, default: i32) -> Result<i32> {
-        Ok(self.u32(id, default as u32)? as i32)
+    fn i32(&self, slot: VOffsetT, default: i32) -> Result<i32> {
+        Ok(self.u32(slot, default as u32)? as i32)
     }
 
     /// The bytes of a vector field: (element count, start of the elements).
-    fn vector(&self, id: usize, element_size: usize) -> Result<Option<(usize, usize)>> {
-        let Some(p) = self.field(id)? else { return Ok(None) };
+    fn vector(&self, slot: VOffsetT, element_size: usize) -> Result<Option<(usize, usize)>> {
+        let Some(p) = self.field(slot)? else { return Ok(None) };
         let start = self.buf.follow(p)?;
         let len = self.buf.u32_at(start)? as usize;
         self.buf.slice(start + 4, len.saturating_mul(element_size))?;
         Ok(Some((len, start + 4)))
     }
-    fn bytes(&self, id: usize) -> Result<Option<&'a [u8]>> {
-        match self.vector(id, 1)? {
+    fn bytes(&self, slot: VOffsetT) -> Result<Option<&'a [u8]>> {
+        match self.vector(slot, 1)? {
             Some((len, start)) => Ok(Some(self.buf.slice(start, len)?)),
             None => Ok(None),
         }
     }
-    fn string(&self, id: usize) -> Result<Option<String>> {
-        Ok(self.bytes(id)?.map(|b| String::from_utf8_lossy(b).into_owned()))
+    fn string(&self, slot: VOffsetT) -> Result<Option<String>> {
+        Ok(self.bytes(slot)?.map(|b| String::from_utf8_lossy(b).into_owned()))
     }
-    fn words(&self, id: usize, size: usize) -> Result<Vec<&'a [u8]>> {
-        match self.vector(id, size)? {
+    fn words(&self, slot: VOffsetT, size: usize) -> Result<Vec<&'a [u8]>> {
+        match self.vector(slot, size)? {
             Some((len, start)) => Ok(self.buf.slice(start, len * size)?.chunks_exact(size).collect()),
             None => Ok(vec![]),
         }
     }
-    fn i32s(&self, id: usize) -> Result<Vec<i32>> {
-        Ok(self.words(id, 4)?.iter().map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    fn i32s(&self, slot: VOffsetT) -> Result<Vec<i32>> {
+        Ok(self.words(slot, 4)?.iter().map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
-    fn f32s(&self, id: usize) -> Result<Vec<f32>> {
-        Ok(self.words(id, 4)?.iter().map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    fn f32s(&self, slot: VOffsetT) -> Result<Vec<f32>> {
+        Ok(self.words(slot, 4)?.iter().map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
-    fn i64s(&self, id: usize) -> Result<Vec<i64>> {
+    fn i64s(&self, slot: VOffsetT) -> Result<Vec<i64>> {
         Ok(self
-            .words(id, 8)?
+            .words(slot, 8)?
             .iter()
             .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             .collect())
     }
-    fn table(&self, id: usize) -> Result<Option<Table<'a>>> {
-        match self.field(id)? {
+    fn table(&self, slot: VOffsetT) -> Result<Option<Table<'a>>> {
+        match self.field(slot)? {
             Some(p) => Ok(Some(Table::at(self.buf, self.buf.follow(p)?)?)),
             None => Ok(None),
         }
     }
-    fn tables(&self, id: usize) -> Result<Vec<Table<'a>>> {
-        let Some((len, start)) = self.vector(id, 4)? else { return Ok(vec![]) };
+    fn tables(&self, slot: VOffsetT) -> Result<Vec<Table<'a>>> {
+        let Some((len, start)) = self.vector(slot, 4)? else { return Ok(vec![]) };
         (0..len)
             .map(|i| Table::at(self.buf, self.buf.follow(start + 4 * i)?))
             .collect()
