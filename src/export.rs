@@ -23,7 +23,7 @@ use crate::classifier::Classifier;
 use crate::engine::sha256_hex;
 use crate::error::{Error, Result};
 use crate::head::input_length;
-use crate::preprocess::{Framing, INPUT_SIDE};
+use crate::preprocess::{Framing, View, INPUT_SIDE};
 use crate::tflite::builtin_operator::{
     ADD, AVERAGE_POOL_2D, CONCATENATION, DEQUANTIZE, FULLY_CONNECTED, L2_NORMALIZATION, MEAN, RESIZE_BILINEAR, REVERSE_V2,
     SLICE, SOFTMAX,
@@ -89,7 +89,14 @@ pub fn tflite(weights: &[u8], classifier: &Classifier, arithmetic: Arithmetic) -
     // A closer view is the square's centre resized back, as preprocess does on a square photo:
     // its border must fall on whole pixels of the 224x224 input.
     let cut = |zoom: f32| side as f32 * zoom / 2.0;
-    if views.iter().any(|v| v.framing != framing || (v.zoom != 0.0 && (framing != Framing::Crop || cut(v.zoom).fract() != 0.0))) {
+    // Only what this graph knows how to make (a view of a kind added to preprocess since is
+    // refused here, never written as another view).
+    let known = |v: &View| {
+        let mut plain = View::default();
+        (plain.framing, plain.flip, plain.zoom) = (v.framing, v.flip, v.zoom);
+        plain == *v
+    };
+    if views.iter().any(|v| !known(v) || v.framing != framing || (v.zoom != 0.0 && (framing != Framing::Crop || cut(v.zoom).fract() != 0.0))) {
         return Err(Error::ModelFile("this model's views cannot be written as one TFLite graph".into()));
     }
     let graph = read_graph(weights)?;

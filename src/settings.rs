@@ -267,7 +267,9 @@ mod tests {
         // The rule the page shows is the one views() follows: a closer view only when framed so.
         let rule = &row("zoom")["onlyWhen"];
         for framing in [Framing::Crop, Framing::Pad] {
-            let closer = views(Seeing { framing, mirror: false, zoom: true }).len() > 1;
+            let mut seeing = Seeing::default();
+            (seeing.framing, seeing.mirror, seeing.zoom) = (framing, false, true);
+            let closer = views(seeing).len() > 1;
             assert_eq!(closer, json!(framing) == rule["value"], "{framing:?}");
         }
     }
@@ -288,7 +290,7 @@ mod tests {
             let err = Settings::from_flags(|flag| (flag == pair.0).then_some(pair.1)).unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
         }
-        let line = table()[2].usage_line();
+        let line = table().iter().find(|s| s.key == "zoom").unwrap().usage_line();
         assert!(line.starts_with("  --zoom on|off") && line.ends_with("(default on; only with --framing crop)"), "{line}");
     }
 }
