@@ -346,7 +346,9 @@ function settingControl(row) {
   const label = document.createElement("label");
   if (row.kind === "boolean") {
     label.className = "check";
-    label.append(input("checkbox"), ` ${row.label}: ${row.help} `, off);
+    const words = document.createElement("span");
+    words.append(`${row.label}: ${row.help} `, off);
+    label.append(input("checkbox"), words);
   } else {
     const number = input("number");
     Object.assign(number, { id: `setting-${row.key}`, min: row.min, max: row.max, step: 1 });
