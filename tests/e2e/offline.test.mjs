@@ -62,8 +62,11 @@ test("offline after the first visit, installable, and updated without losing any
     await page.waitForFunction(() => ["webgpu", "cpu"].includes(document.body.dataset.engine), null, { timeout: 300_000 });
     assert.deepEqual(await settled(page, [4, 4]), [4, 4], "the photos after the update");
     assert.ok(await page.isVisible("#results"), "the model after the update");
-    const caches = await page.evaluate(() => caches.keys());
-    assert.deepEqual(caches.filter((k) => k.startsWith("fewshot-app-")).length, 1, `old versions deleted: ${caches}`);
+    // The new version deletes the old one's cache as it takes over, which may end after the
+    // page has reloaded (the page changes worker first): wait for it.
+    const oneVersion = () => caches.keys().then((keys) => keys.filter((k) => k.startsWith("fewshot-app-")).length === 1);
+    await page.waitForFunction(oneVersion, null, { timeout: 30_000 })
+      .catch(async () => assert.fail(`old versions not deleted: ${await page.evaluate(() => caches.keys())}`));
     console.log(`# offline: reload, 8 photos added, trained and a prediction made with the server shut down; update offered and applied`);
   } finally {
     await context.close();

@@ -53,7 +53,7 @@ test("the exported web app's service worker keeps every file of the app, and onl
   const app = JSON.parse(listed);
   assert.deepEqual(app.files, Object.keys(files).filter((f) => f !== "sw.js").sort());
   for (const f of ["index.html", "package/app.js", "package/app.css", "model.fewshot", "worker/worker.js", "pkg/fewshot_bg.wasm"]) assert.ok(app.files.includes(f), f);
-  assert.ok(strFromU8(files["sw.js"]).endsWith(readFileSync(join(WWW, "package/app-sw.js"), "utf8")), "app-sw.js follows the list");
+  assert.ok(strFromU8(files["sw.js"]).endsWith(readFileSync(join(WWW, "seam/offline-cache.js"), "utf8")), "offline-cache.js follows the list");
   assert.match(strFromU8(files["package/app.js"]), /serviceWorker\s*\.register\("sw\.js"\)/);
   // Its version follows what is in the app: the same export keeps it, another model changes it.
   const again = JSON.parse(strFromU8(unzipSync(await exported(new Uint8Array([1, 2, 3])))["sw.js"]).match(/^self\.APP = (.*);\n/)[1]);

@@ -99,7 +99,7 @@ try {
 // instead of downloading them a second time).
 keepOffline();
 
-/** Offline: the app's own service worker (sw.js, made by the export from app-sw.js) keeps
+/** Offline: the app's own service worker (sw.js, made by the export from seam/offline-cache.js) keeps
  * every file of the app, so that it opens with no server; a newer export found on the server
  * waits, and is offered as a reload. body[data-offline="ready"] once every file is kept.
  * Without service workers (an old browser, plain http on another host) it works online. */

@@ -1,7 +1,7 @@
 // "Export web app": one ZIP that classifies photos and the webcam on any static server,
 // offline, with nothing from elsewhere: package/app.html as index.html, the package (the
 // files package.json lists), the weights, the model and its card, and its own service worker
-// (package/app-sw.js as sw.js, told every other file of the ZIP), so that it opens again with
+// (seam/offline-cache.js as sw.js, told every other file of the ZIP), so that it opens again with
 // no server. Every file keeps its path in www/ (package/, seam/, worker/, pkg/, weights/);
 // index.html, sw.js, the model and its card are at the root. `read(path)` gives the bytes of
 // one of this page's own files, by its path in www/ (the service worker has them, so it works
@@ -21,18 +21,20 @@ export async function webAppZip({ read, model, card }) {
     [WEIGHTS_FILE]: [await read(WEIGHTS_FILE), { level: 0 }],
   };
   for (const path of ["package/app.js", "package/app.css", ...pkg.files]) files[path] = await read(path);
-  files["sw.js"] = strToU8(await serviceWorker(files, strFromU8(await read("package/app-sw.js"))));
+  files["sw.js"] = strToU8(await serviceWorker(files, strFromU8(await read("seam/offline-cache.js"))));
   return zipSync(files, { level: 6 });
 }
 
-/** The app's service worker: `source` (package/app-sw.js) after the line that lists every
+/** The app's service worker: `source` (seam/offline-cache.js) after the line that lists every
  * file of the app and their version (the sha256 of them all: an export that changes nothing
- * keeps the visitors' copy). */
+ * keeps the visitors' copy), and the line that names its caches: several apps may live on one
+ * origin (a folder each), and each keeps its own. */
 async function serviceWorker(files, source) {
   const paths = Object.keys(files).sort();
   const bytes = paths.map((path) => (Array.isArray(files[path]) ? files[path][0] : files[path]));
   const version = (await sha256Hex(await new Blob([JSON.stringify(paths), ...bytes]).arrayBuffer())).slice(0, 16);
-  return `self.APP = ${JSON.stringify({ version, files: paths })};\n${source}`;
+  const name = 'self.OFFLINE = { prefix: `fewshot-webapp ${self.registration.scope} `, ...self.APP };';
+  return `self.APP = ${JSON.stringify({ version, files: paths })};\n${name}\n${source}`;
 }
 
 function readme(html) {

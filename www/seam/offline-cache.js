@@ -1,15 +1,14 @@
-// The exported web app's service worker (page/webapp.js writes it into the ZIP as sw.js, after a
-// first line that names every file of the app and their version: self.APP = { version,
-// files }). It keeps all of them when the app is first opened and serves them from then on,
-// cache first, so that the app opens and classifies with no server at all. A new export put
-// in the same place is kept beside the old one and waits until the page says "update"
-// (app.js offers a reload), so a page that runs is never given half of another version.
-// Requests for anything else go on as if it were not here.
-const { version, files } = self.APP;
+// A service worker's whole work, for the site (sw.js) and for each exported web app (the
+// sw.js page/webapp.js writes), told first `self.OFFLINE = { prefix, version, files }`: it
+// keeps every one of `files` when first installed and serves them from then on, cache first,
+// so that the page opens and works with no network. A new version (another list, another
+// version) is kept beside the old one and waits until the page says "update" (the site's
+// offline.js, the app's app.js offer a reload), so that a page that runs is never given half
+// of another version; the caches of older versions under the same prefix go once it takes
+// over. Requests for anything else go on as if it were not here.
+const { prefix, version, files } = self.OFFLINE;
 const scope = self.registration.scope;
-// Several apps may live on one origin (one folder each): each keeps its own caches.
-const PREFIX = `fewshot-webapp ${scope} `;
-const CACHE = PREFIX + version;
+const CACHE = prefix + version;
 const kept = new Set(files.map((f) => new URL(f, scope).href));
 const INDEX = new URL("index.html", scope).href;
 
