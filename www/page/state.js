@@ -1,5 +1,5 @@
 // The one state object of the page, and update(patch): every change goes through here and
-// ends in one render. Handlers in main.js call the engine, then update. What renders is given
+// ends in one render. The actions (actions.js) call the engine, then update. What renders is given
 // (onUpdate: main.js gives draw.js's render), so that this module imports nothing and draw.js
 // can import its helpers without a circle.
 
@@ -7,8 +7,8 @@ export const state = {
   /** The engine: "loading" | "ready" | "error"; device "webgpu" | "cpu". */
   engine: { status: "loading", progress: 0, device: null, note: "", message: "" },
   /** [{ id, name, photos: [{ id, url, image: Blob | null (until the engine has read it),
-   *   source (what the person gave, until then), embeddings: Float32Array | null, viewsKey,
-   *   status: "embedding" | "ready" | "error", message }] }] */
+   *   source (what the person gave, until then), status: "embedding" | "ready" | "error",
+   *   message }] }] (a photo's embeddings stay in the worker) */
   classes: [],
   /** Messages about photos that could not be added, per class id (or "preview"). */
   problems: {},
