@@ -279,6 +279,28 @@ test("without WebGPU: a folder of folders makes the classes, and it all runs on 
   const trainSeconds = (Date.now() - started) / 1000;
   assert.match(await predictFile(page, photosOf("test", "shoes", 1)[0]), /“shoes”/);
   console.log(`# page without WebGPU: ${status} (${trainSeconds.toFixed(1)} s from click)`);
+
+  // At a phone's width: nothing past the right edge, the thumbnails laid out again in the
+  // columns that fit, and a class's buttons above its photos (a new row of photos never moves
+  // "Hold to capture" under the finger).
+  // A class's first photos are laid out while its grid is still hidden: then too.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click("#add-class");
+  await card(page, 2).locator(".class-name").fill("hat");
+  await card(page, 2).locator(".file-input").setInputFiles(photosOf("train", "hat", 7));
+  assert.deepEqual(await settled(page, [5, 5, 7]), [5, 5, 7]);
+  await page.waitForFunction(() => [...document.querySelectorAll(".class-card .thumbs")].every((grid) => {
+    const right = grid.getBoundingClientRect().right;
+    return [...grid.querySelectorAll(".thumb")].every((t) => t.getBoundingClientRect().right <= right + 1);
+  }), null, { timeout: 10_000 }).catch(() => assert.fail("thumbnails past their grid's edge at 390 px"));
+  const past = await page.evaluate(() =>
+    [...document.querySelectorAll("button, label, select, input, canvas, table, img, video")]
+      .filter((e) => e.offsetParent && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+      .map((e) => e.id || e.className || e.tagName));
+  assert.deepEqual(past, [], "controls past the right edge at 390 px");
+  const above = await card(page, 0).evaluate((c) => c.querySelector(".add-photos").getBoundingClientRect().bottom <= c.querySelector(".thumbs").getBoundingClientRect().top);
+  assert.ok(above, "a class's buttons above its photos");
+  await screenshot(page, "phone-390");
   await context.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -197,8 +197,17 @@ const measure = (container) => ({ width: container.clientWidth, scrollTop: conta
 function renderThumbs(container, c, state, { width, scrollTop } = measure(container)) {
   if (!container.dataset.wired) {
     container.dataset.wired = "1";
-    container.addEventListener("scroll", () => requestAnimationFrame(() => lastState && renderThumbs(container, classOf(container), lastState)), { passive: true });
+    const again = () => requestAnimationFrame(() => lastState && renderThumbs(container, classOf(container), lastState));
+    container.addEventListener("scroll", again, { passive: true });
     screenWatch?.observe(container);
+    // A grid that gets narrower or wider (a phone turned, a window resized, the layout's
+    // columns stacking) lays its thumbnails out again in as many columns as now fit.
+    let wide = container.clientWidth;
+    if (typeof ResizeObserver !== "undefined") {
+      new ResizeObserver(() => {
+        if (container.clientWidth !== wide) (wide = container.clientWidth), again();
+      }).observe(container);
+    }
   }
   const columns = Math.max(1, Math.floor((width + GAP) / STEP) || 6);
   const rows = Math.ceil(c.photos.length / columns);
