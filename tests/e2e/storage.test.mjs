@@ -6,11 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startServer, launch, echoConsole, screenshot, tempDir } from "./browser.mjs";
+import { pageOpener, teach, settled, trainAndWait, predictFile, photosOf } from "./steps.mjs";
+import { unzipSync } from "../../www/vendor/fflate.js";
 
 const { origin } = await startServer();
+const openPage = pageOpener(origin);
 const SIZE_MB = 48;
 
 function mountTmpfs() {
@@ -98,5 +101,47 @@ test("storage full: said, nothing kept is lost, and the engine still starts", { 
     await context.close();
     execFileSync("umount", ["-l", disk]);
     rmSync(disk, { recursive: true, force: true });
+  }
+});
+
+// WebKit's storage in a private window (and in its automation sessions) refuses a Blob ("Error
+// preparing Blob/File data to be stored in object store") and keeps an ArrayBuffer. Chromium's
+// IndexedDB is made to refuse a photo record that holds a Blob the same way: the photos must be
+// kept as bytes, all there after a reload, trained on, saved in a project file.
+test("a storage that refuses Blobs, as WebKit's in a private window: photos kept as bytes", { timeout: 600_000 }, async () => {
+  const { context, dir } = await launch({ webgpu: false });
+  try {
+    await context.addInitScript(() => {
+      const put = IDBObjectStore.prototype.put;
+      IDBObjectStore.prototype.put = function (value, ...key) {
+        if (this.name === "photos" && value?.image instanceof Blob) throw new DOMException("Error preparing Blob/File data to be stored in object store", "UnknownError");
+        return put.call(this, value, ...key);
+      };
+    });
+    const page = await openPage(context, "?device=cpu");
+    await ready(page);
+    assert.deepEqual(await teach(page, { hat: 4, shoes: 4 }), [4, 4]);
+    assert.equal(await page.textContent("#notice"), "", "nothing said: the photos were kept");
+    const stored = await page.evaluate(() => new Promise((resolve) => {
+      indexedDB.open("fewshot").onsuccess = ({ target }) => {
+        const all = target.result.transaction("photos").objectStore("photos").getAll();
+        all.onsuccess = () => resolve(all.result.map((p) => [p.image instanceof Blob, p.bytes instanceof ArrayBuffer && p.bytes.byteLength > 0]));
+      };
+    }));
+    assert.deepEqual(stored, Array(8).fill([false, true]), "each photo kept as its bytes");
+    await page.reload();
+    await ready(page);
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo after a reload");
+    await page.waitForFunction(() => [...document.querySelectorAll(".class-card .thumb img")].filter((i) => i.complete && i.naturalWidth > 0).length === 8, null, { timeout: 30_000 })
+      .catch(() => assert.fail("the thumbnails of the photos kept as bytes are shown"));
+    assert.match(await trainAndWait(page), /^Trained/);
+    assert.match(await predictFile(page, photosOf("test", "hat", 1)[0]), /“hat”/);
+    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), page.click("#save-project")]);
+    const saved = unzipSync(new Uint8Array(readFileSync(await download.path())));
+    assert.equal(Object.keys(saved).filter((f) => f.startsWith("photos/")).length, 8, "every photo in the saved project");
+    console.log("# storage refusing Blobs: 8 photos kept as bytes, shown after a reload, trained, predicted, saved");
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -8,6 +8,7 @@
 // project). Opening reads the photos' ids by the indexes and their images after (images()):
 // a project of 10,000 photos shows before 10,000 images are read.
 import { FIRST_PROJECT, database, db, currentProject, done, indexed, storageError, deleteDatabase } from "../seam/database.js";
+import { FewshotError } from "../seam/protocol.js";
 
 export { useProject, currentProject, readEmbeddings } from "../seam/database.js";
 
@@ -23,6 +24,37 @@ function photoRecord(photo, classId) {
   return indexed({ id: photo.id, classId, added: photo.added, pending: true, name: photo.source.name ?? "", image: new Blob([photo.source]) });
 }
 
+/** Whether this browser's storage has refused a Blob: WebKit's does in a private window (and
+ * in an automation session), "Error preparing Blob/File data to be stored in object store",
+ * while it keeps an ArrayBuffer. Photos are then kept as their bytes and type. */
+let blobsRefused = false;
+
+async function asBytes(record) {
+  if (!(record.image instanceof Blob)) return record;
+  const { image, ...rest } = record;
+  return { ...rest, bytes: await image.arrayBuffer(), type: image.type };
+}
+
+/** A stored photo record's image, a Blob whichever way it was kept. */
+const imageOf = (record) => record.image ?? (record.bytes ? new Blob([record.bytes], { type: record.type ?? "" }) : null);
+
+/** Write photo `records` by `write(records)`: as they are, or, where the storage refuses a
+ * Blob, with their images as bytes (tried once when a write fails, then always). */
+async function withImages(records, write) {
+  if (!blobsRefused) {
+    try {
+      return await write(records);
+    } catch (e) {
+      const failed = e instanceof FewshotError ? e : storageError(e);
+      if (!records.some((r) => r.image instanceof Blob)) throw failed;
+      const result = await write(await Promise.all(records.map(asBytes))).catch(() => Promise.reject(failed));
+      blobsRefused = true;
+      return result;
+    }
+  }
+  return write(await Promise.all(records.map(asBytes)));
+}
+
 /** Store a photo (not its embeddings: the engine's worker stores those, worker/embeddings.js). */
 export const putPhoto = (photo, classId) => putPhotos([[photo, classId]]);
 
@@ -30,9 +62,11 @@ export const putPhoto = (photo, classId) => putPhotos([[photo, classId]]);
 export async function putPhotos(pairs) {
   const records = pairs.map(([photo, classId]) => photoRecord(photo, classId)).filter(Boolean);
   if (records.length === 0) return;
-  const t = (await db()).transaction("photos", "readwrite");
-  for (const record of records) t.objectStore("photos").put(record);
-  return done(t);
+  return withImages(records, async (records) => {
+    const t = (await db()).transaction("photos", "readwrite");
+    for (const record of records) t.objectStore("photos").put(record);
+    return done(t);
+  });
 }
 
 /** Remove photos and their embeddings, in one transaction. */
@@ -65,17 +99,16 @@ export async function putMeta(state) {
  * a project file), settings, model }) in one transaction: when it fails, the old one is still
  * there, whole. */
 export async function replace(project, name = currentProject()) {
-  const t = (await database(name)).transaction(["meta", "photos", "embeddings"], "readwrite");
-  for (const name of ["meta", "photos", "embeddings"]) t.objectStore(name).clear();
-  t.objectStore("meta").put(metaRecord(project), "project");
-  for (const c of project.classes)
-    for (const p of c.photos) {
-      const record = photoRecord(p, c.id);
-      if (!record) continue;
-      t.objectStore("photos").put(record);
-      if (p.embeddings) t.objectStore("embeddings").put({ id: p.id, viewsKey: p.viewsKey ?? null, data: p.embeddings.buffer.slice(0) });
-    }
-  return done(t);
+  const photos = project.classes.flatMap((c) => c.photos.map((p) => [p, photoRecord(p, c.id)])).filter(([, record]) => record);
+  const embeddings = photos.filter(([p]) => p.embeddings).map(([p]) => ({ id: p.id, viewsKey: p.viewsKey ?? null, data: p.embeddings.buffer.slice(0) }));
+  return withImages(photos.map(([, record]) => record), async (records) => {
+    const t = (await database(name)).transaction(["meta", "photos", "embeddings"], "readwrite");
+    for (const name of ["meta", "photos", "embeddings"]) t.objectStore(name).clear();
+    t.objectStore("meta").put(metaRecord(project), "project");
+    for (const record of records) t.objectStore("photos").put(record);
+    for (const record of embeddings) t.objectStore("embeddings").put(record);
+    return done(t);
+  });
 }
 
 /** The saved project: { classes, settings, model, setAside } with photos in the order added,
@@ -116,7 +149,7 @@ export async function load() {
     pendingRequest.onsuccess = () => (pending = pendingRequest.result);
   };
   await done(t);
-  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: p.image, pending: true, name: p.name }]));
+  const given = new Map(pending.map((p) => [p.id, { id: p.id, added: p.added, image: imageOf(p), pending: true, name: p.name }]));
   if (meta === undefined || meta === null) return ids.size ? recovered(ids, given, [], null) : null;
   const setAside = Array.isArray(meta.setAside) ? [...meta.setAside] : [];
   const aside = (what, value, why) => setAside.push({ what, value, why, when: Date.now() });
@@ -151,7 +184,7 @@ export async function images(ids = null) {
   const requests = ids ? ids.map((id) => photos.get(id)) : [photos.getAll()];
   await done(t);
   const records = ids ? requests.map((r) => r.result).filter(Boolean) : requests[0].result;
-  return new Map(records.filter((p) => !p.pending).map((p) => [p.id, { image: p.image, added: p.added }]));
+  return new Map(records.filter((p) => !p.pending).map((p) => [p.id, { image: imageOf(p), added: p.added }]));
 }
 
 /** A photo moves to another class: only its record's class changes. */

@@ -113,7 +113,9 @@ export function done(transaction) {
       if (transaction.mode === "readwrite" && transaction.db.name === current) channel?.postMessage("changed");
       resolve();
     };
-    transaction.onerror = () => reject(storageError(transaction.error));
+    // The failed request's own error: WebKit has not set the transaction's yet when its error
+    // event comes.
+    transaction.onerror = (event) => reject(storageError(event.target?.error ?? transaction.error));
     transaction.onabort = () => reject(storageError(transaction.error));
   });
 }
