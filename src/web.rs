@@ -296,13 +296,13 @@ impl Project {
         self.state().has_photo(&photo)
     }
 
-    /// Ids of the photos that still need `addPhoto` (or `restorePhoto`), in class order.
+    /// Ids of the photos that still need `addPhoto` (or `setEmbeddings`), in class order.
     pub fn waiting(&self) -> Vec<String> {
         self.state().waiting()
     }
 
     /// Embed one photo (RGBA pixels) in every view in one backbone call and keep the
-    /// embeddings under its id; resolves to them (a `Float32Array` to store, for `restorePhoto`).
+    /// embeddings under its id; resolves to them (a `Float32Array` to store, for `setEmbeddings`).
     #[wasm_bindgen(js_name = addPhoto)]
     pub fn add_photo(&self, backbone: &Backbone, photo: String, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let (state, engine) = (self.inner.clone(), backbone.engine.clone());
@@ -314,9 +314,10 @@ impl Project {
         })
     }
 
-    /// Keep embeddings stored earlier by `addPhoto` (made under the current `viewsKey`).
-    #[wasm_bindgen(js_name = restorePhoto)]
-    pub fn restore_photo(&self, photo: String, embeddings: Vec<f32>) -> Result<(), JsValue> {
+    /// Keep a photo's embeddings, made under the current `viewsKey` elsewhere: by a helper
+    /// worker of the pool (`Backbone.embedViews`), or stored after an earlier `addPhoto`.
+    #[wasm_bindgen(js_name = setEmbeddings)]
+    pub fn set_embeddings(&self, photo: String, embeddings: Vec<f32>) -> Result<(), JsValue> {
         self.state().set_embeddings(&photo, embeddings).map_err(js_error)
     }
 

@@ -30,7 +30,7 @@ const rows = await page.evaluate(async (runs) => {
     for (let i = 0; i < n; i++) {
       const e = new Float32Array(1280);
       for (let d = 0; d < 1280; d++) e[d] = Math.random() + (d % classes === i % classes ? 0.5 : 0);
-      project.restorePhoto(`p${i}`, e);
+      (project.setEmbeddings ?? project.restorePhoto).call(project, `p${i}`, e); // restorePhoto: its name before 2026-12
     }
     const train = [];
     const check = [];

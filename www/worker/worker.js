@@ -99,7 +99,7 @@ const handlers = {
     for (const { id, viewsKey, embeddings } of await readEmbeddings()) {
       if (viewsKey !== key) continue;
       try {
-        project.restorePhoto(id, embeddings);
+        project.setEmbeddings(id, embeddings);
       } catch {
         // Not in any class: an orphan. (One that no longer fits is made again: it stays waiting.)
         if (!project.hasPhoto(id)) orphans.push(id);
@@ -117,7 +117,7 @@ const handlers = {
     engine(); // refuses, in words, before the engine (and with it the pool) is loaded
     const embeddings = await pool.embed(viewsKey, decoded.pixels, decoded.width, decoded.height);
     // Settings that changed meanwhile asked for other views: the photo stays waiting.
-    if (project.viewsKey === viewsKey) project.restorePhoto(photo, embeddings);
+    if (project.viewsKey === viewsKey) project.setEmbeddings(photo, embeddings);
     // Kept here, so that a reload finds them; a storage failure only costs embedding again.
     const kept = await putEmbeddings(photo, viewsKey, embeddings).then(() => true, () => false);
     return { image: keep && decoded.stored ? await decoded.stored() : null, kept };
