@@ -29,7 +29,7 @@ pub const VERSION: u32 = 2;
 /// The most entries the figures of a stored model may have together (more is not a real project).
 const MAX_FIGURE_ENTRIES: usize = 200_000;
 
-/// `project.json` as written by the page (`www/projectfile.js`, `writeProject`).
+/// `project.json` as written by the page (`www/page/projectfile.js`, `writeProject`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProjectFile {
