@@ -57,6 +57,15 @@ function newPhoto(source, added) {
   return { id: newId(), added, image: null, source, status: "embedding", message: "" };
 }
 
+// Safari keeps no Blob in a private window's storage: say what that means for the person.
+store.whenBlobsRefused(() =>
+  update({
+    notice:
+      "This browser does not keep photo files here, as Safari does in a private window: they are kept as plain bytes instead. " +
+      "If this is a private window, everything here is forgotten when it closes: use Save project to keep it.",
+  }),
+);
+
 /** This tab's part when the project is open in several (tabs.js): the first edits, the others
  * follow what it stores, and take over when it closes. */
 export function joinTabs() {

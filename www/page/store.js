@@ -28,6 +28,9 @@ function photoRecord(photo, classId) {
  * in an automation session), "Error preparing Blob/File data to be stored in object store",
  * while it keeps an ArrayBuffer. Photos are then kept as their bytes and type. */
 let blobsRefused = false;
+/** Told once, when the storage first refuses a Blob: the page says what that means. */
+let tellBlobsRefused = () => {};
+export const whenBlobsRefused = (tell) => (tellBlobsRefused = tell);
 
 async function asBytes(record) {
   if (!(record.image instanceof Blob)) return record;
@@ -49,6 +52,7 @@ async function withImages(records, write) {
       if (!records.some((r) => r.image instanceof Blob)) throw failed;
       const result = await write(await Promise.all(records.map(asBytes))).catch(() => Promise.reject(failed));
       blobsRefused = true;
+      tellBlobsRefused();
       return result;
     }
   }
