@@ -471,9 +471,10 @@ export async function toggleWebcam(target) {
   stopAllWebcams();
   if (wasOn && previous === target) return;
   try {
-    update({ webcam: { on: true, target } });
+    update({ webcam: { on: true, target, camera: null, cameras: [] } });
     const video = videoFor(target);
-    await webcam.start(video);
+    const { camera, cameras } = await webcam.start(video);
+    update({ webcam: { on: true, target, camera, cameras } });
     if (target === "preview") webcamPreviewLoop(video);
   } catch (e) {
     update({ webcam: { on: false, target: null } });
@@ -484,7 +485,22 @@ export async function toggleWebcam(target) {
 function stopAllWebcams() {
   webcam.stopAll();
   stopCapture();
-  update({ webcam: { on: false, target: null } });
+  update({ webcam: { on: false, target: null, camera: null, cameras: [] } });
+}
+
+/** The next camera of the device (a phone's front and rear ones), in the same place. */
+export async function switchCamera() {
+  const { on, target, camera, cameras } = state.webcam;
+  if (!on || cameras.length < 2) return;
+  const video = videoFor(target);
+  webcam.stop(video);
+  try {
+    const started = await webcam.start(video, webcam.nextCamera(cameras, camera));
+    if (state.webcam.on && state.webcam.target === target) update({ webcam: { ...state.webcam, ...started } });
+  } catch (e) {
+    stopAllWebcams();
+    setProblems(target, [e.message]);
+  }
 }
 
 async function webcamPreviewLoop(video) {

@@ -137,6 +137,7 @@ function renderClasses(state) {
     const capturing = state.webcam.on && state.webcam.target === c.id;
     card.querySelector(".webcam").textContent = capturing ? "Close webcam" : "Webcam";
     card.querySelector(".capture").hidden = !capturing;
+    card.querySelector(".switch-camera").hidden = !capturing || state.webcam.cameras.length < 2;
     card.querySelector(".class-video").hidden = !capturing;
     card.classList.toggle("has-moves", state.classes.length > 1);
   });
@@ -555,6 +556,7 @@ function renderPreview({ preview, model, webcam, problems, showHeat }) {
   const verdict = $("verdict");
   const previewing = webcam.on && webcam.target === "preview";
   $("preview-webcam").textContent = previewing ? "Stop webcam" : "Webcam";
+  $("preview-switch").hidden = !previewing || webcam.cameras.length < 2;
   $("preview-video").hidden = !previewing;
   const image = $("preview-image");
   image.hidden = previewing || !preview?.url;

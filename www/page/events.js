@@ -19,6 +19,7 @@ export function bind(a) {
     if (e.target.matches(".delete-class")) a.deleteClass(id, { confirm: (question) => confirm(question) });
     else if (e.target.matches(".remove")) a.removePhoto(id, photoIdOf(e.target));
     else if (e.target.matches(".webcam")) a.toggleWebcam(id);
+    else if (e.target.matches(".switch-camera")) a.switchCamera();
   });
   list.addEventListener("change", (e) => {
     const id = classIdOf(e.target);
@@ -59,6 +60,7 @@ export function bind(a) {
     e.target.value = "";
   });
   $("preview-webcam").addEventListener("click", () => a.toggleWebcam("preview"));
+  $("preview-switch").addEventListener("click", () => a.switchCamera());
 
   // Paste: into the class whose card has focus, else as the actions decide.
   document.addEventListener("paste", (e) => {

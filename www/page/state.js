@@ -34,7 +34,7 @@ export const state = {
   /** Live prediction: { predictions: [{ label, probability }], unfamiliar: { score, threshold, unfamiliar } | null,
    * heatmap: { values (7x7), framing, width, height }, source, url } */
   preview: null,
-  webcam: { on: false, target: null },
+  webcam: { on: false, target: null, camera: null, cameras: [] },
   /** Overlay where the model looked on the photo being classified. */
   showHeat: true,
   /** The app around the page: offline: every file kept for offline use; update: a new
