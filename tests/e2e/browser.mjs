@@ -87,6 +87,19 @@ export async function launch({ webgpu = true, userDataDir, args = [] } = {}) {
   return { context, dir };
 }
 
+/** A private window: a context of a browser with no profile on disk (Chromium's off-the-record
+ * context, as an incognito window), closed with the browser. CPU only. */
+export async function launchPrivate({ args = [] } = {}) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...BASE_FLAGS, ...args] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  openContexts.add(context);
+  context.on("close", () => {
+    openContexts.delete(context);
+    browser.close().catch(() => {});
+  });
+  return { context };
+}
+
 /** Record every request of a page (and its workers): [{ url, time }]. */
 export function recordRequests(context) {
   const requests = [];

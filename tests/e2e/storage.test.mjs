@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, launch, echoConsole, screenshot, tempDir } from "./browser.mjs";
+import { startServer, launch, launchPrivate, echoConsole, screenshot, tempDir } from "./browser.mjs";
 import { pageOpener, teach, settled, trainAndWait, predictFile, photosOf } from "./steps.mjs";
 import { unzipSync } from "../../www/vendor/fflate.js";
 
@@ -143,5 +143,27 @@ test("a storage that refuses Blobs, as WebKit's in a private window: photos kept
   } finally {
     await context.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A private window in Chromium (an off-the-record context: nothing on disk, forgotten when it
+// closes): the whole flow works, and the photos are there after a reload while it is open.
+test("a private window in Chromium: teach, train, predict, reload, save", { timeout: 600_000 }, async () => {
+  const { context } = await launchPrivate();
+  try {
+    const page = await openPage(context, "?device=cpu");
+    await ready(page);
+    assert.deepEqual(await teach(page, { hat: 4, shoes: 4 }), [4, 4]);
+    assert.match(await trainAndWait(page), /^Trained/);
+    assert.match(await predictFile(page, photosOf("test", "shoes", 1)[0]), /“shoes”/);
+    await page.reload();
+    await ready(page);
+    assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo after a reload");
+    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), page.click("#save-project")]);
+    const saved = unzipSync(new Uint8Array(readFileSync(await download.path())));
+    assert.equal(Object.keys(saved).filter((f) => f.startsWith("photos/")).length, 8, "every photo in the saved project");
+    console.log("# private window (Chromium): 8 photos, trained, predicted, all back after a reload, saved");
+  } finally {
+    await context.close();
   }
 });
