@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fewshot's one entry point.
 #   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
-#   ./build.sh test    run every test: native (CPU and lavapipe GPU) and the page in headless Chromium
+#   ./build.sh test    run every test: native (CPU and lavapipe GPU), the page in headless Chromium and Firefox ESR
 #   ./build.sh bench   measure speed and "none of these" (see README, "Performance")
 #   ./build.sh bench-gpu   the same on a machine with a real GPU: native wgpu and Chromium's WebGPU on it
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
@@ -79,12 +79,16 @@ ensure_wasm_opt() {
 }
 
 ensure_test_tools() {
-  apt_install chromium mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
+  apt_install chromium firefox-esr mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
   ensure_node
-  if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/axe-core ]; then
-    say "installing playwright-core and axe-core (npm, from tests/e2e/package-lock.json)"
-    npm ci --silent --no-audit --no-fund --prefix tests/e2e >/dev/null
-  fi
+  local module
+  for module in playwright-core axe-core puppeteer-core; do
+    if [ ! -d "tests/e2e/node_modules/$module" ]; then
+      say "installing playwright-core, puppeteer-core and axe-core (npm, from tests/e2e/package-lock.json)"
+      PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix tests/e2e >/dev/null
+      break
+    fi
+  done
 }
 
 # The backbone beside the page: upstream with a sha256 check, else $FEWSHOT_WEIGHTS or ../shared.
@@ -223,7 +227,7 @@ test_all() {
   # under node from www/pkg.
   say "JavaScript modules under node (no browser)"
   node --test tests/js/
-  say "page tests in headless Chromium"
+  say "page tests in headless Chromium (and Firefox ESR's smoke test)"
   # Each test has its own timeout; this one bounds the whole run, so that a browser that
   # never answers fails the tests instead of holding CI until its own limit.
   timeout --kill-after=30 1800 node --test --test-concurrency=1 tests/e2e/*.test.mjs
