@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fewshot's one entry point.
 #   ./build.sh serve   build the page (wasm + weights) and serve www/ on http://127.0.0.1:8080
-#   ./build.sh test    run every test: native (CPU and lavapipe GPU), the page in headless Chromium and Firefox ESR
+#   ./build.sh test    run every test: native (CPU and lavapipe GPU), the page in headless Chromium, Firefox ESR and WebKitGTK
 #   ./build.sh bench   measure speed and "none of these" (see README, "Performance")
 #   ./build.sh bench-gpu   the same on a machine with a real GPU: native wgpu and Chromium's WebGPU on it
 #   ./build.sh probe   Fewshot against a scikit-learn linear probe on clothing-small (README, "Learning")
@@ -79,7 +79,7 @@ ensure_wasm_opt() {
 }
 
 ensure_test_tools() {
-  apt_install chromium firefox-esr mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
+  apt_install chromium firefox-esr webkit2gtk-driver xvfb xauth mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
   ensure_node
   local module
   for module in playwright-core axe-core puppeteer-core; do
@@ -227,7 +227,7 @@ test_all() {
   # under node from www/pkg.
   say "JavaScript modules under node (no browser)"
   node --test tests/js/
-  say "page tests in headless Chromium (and Firefox ESR's smoke test)"
+  say "page tests in headless Chromium (and the smoke tests in Firefox ESR and WebKitGTK)"
   # Each test has its own timeout; this one bounds the whole run, so that a browser that
   # never answers fails the tests instead of holding CI until its own limit.
   timeout --kill-after=30 1800 node --test --test-concurrency=1 tests/e2e/*.test.mjs
