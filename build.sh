@@ -253,6 +253,7 @@ bench() {
   node tests/bench/bench.mjs | tee target/bench/browser.txt
   node tests/bench/head.mjs | tee target/bench/head.txt
   node tests/bench/page.mjs | tee target/bench/page.txt
+  node tests/bench/browsers.mjs | grep -v "^TAP" | tee target/bench/browsers.txt
   say "learning: \"none of these\" on clothing-small and photos from elsewhere"
   learning_bench
   node tests/bench/summary.mjs

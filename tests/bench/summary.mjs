@@ -1,6 +1,6 @@
 // `./build.sh bench`, last step: the figures the speed and learning issues track, gathered from
 // what the steps before wrote under target/bench (browser.json, head.json, litert.json,
-// learning.json, native.txt) into target/bench/summary.json. A figure a step did not measure is null, never
+// browsers.json, learning.json, native.txt) into target/bench/summary.json. A figure a step did not measure is null, never
 // a guess.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -12,6 +12,7 @@ const json = (name) => (existsSync(join(dir, name)) ? JSON.parse(readFileSync(jo
 const browser = json("browser.json");
 const head = json("head.json");
 const litert = json("litert.json");
+const browsers = json("browsers.json");
 // `fewshot eval --foreign --json`: one result, the model of every training photo.
 // "None of these" at 5, 10 and 30 photos a class (learning_bench): the worst of the sizes.
 const sizes = json("learning.json").results ?? [];
@@ -43,6 +44,10 @@ const summary = {
   head_train_1000x50_s: head.head_train_1000_s ?? null,
   head_train_10000x50_s: head.head_train_10000_s ?? null,
   first_load_bytes: browser.firstLoad?.coldBytes ?? null,
+  // The same photo on the CPU path, one thread, in each browser tested (tests/bench/browsers.mjs).
+  chromium_cpu_1thread_ms: browsers.chromium_cpu_1thread_ms ?? null,
+  firefox_cpu_1thread_ms: browsers.firefox_cpu_1thread_ms ?? null,
+  webkit_cpu_1thread_ms: browsers.webkit_cpu_1thread_ms ?? null,
   // "None of these": the share of photos from elsewhere flagged (the lowest of 5, 10 and 30
   // photos a class), of the test photos and of the harder test photos (tests/probe/harder.py:
   // other crops, light, backgrounds; the highest of the sizes).

@@ -21,8 +21,8 @@ const freePort = () =>
     });
   });
 
-/** A WebKit session: { script(source, ...args), waitFor(source, what, timeout), upload(selector,
- * paths), url(address), screenshot(path), close() }. Its storage is ephemeral, as in
+/** A WebKit session: { script(source, ...args), scriptAsync(source, ...args), waitFor(source,
+ * what, timeout), upload(selector, paths), url(address), screenshot(path), close() }. Its storage is ephemeral, as in
  * Safari's private windows. */
 export async function webkitSession() {
   const port = await freePort();
@@ -50,6 +50,8 @@ export async function webkitSession() {
   return {
     script,
     url: (address) => call("POST", session("/url"), { url: address }),
+    /** Run `source` (a function body) that ends by calling its last argument with the result. */
+    scriptAsync: (source, ...args) => call("POST", session("/execute/async"), { script: source, args }),
     /** Poll `source` (a function body) until it returns a truthy value; that value. */
     async waitFor(source, what, timeout = 120_000) {
       const end = Date.now() + timeout;
