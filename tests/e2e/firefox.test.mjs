@@ -2,14 +2,15 @@
 // smoke of the whole flow. Ready (on the CPU: headless Firefox on Linux offers no WebGPU adapter,
 // which the page finds by feature detection), photos added by the file picker, trained, a photo
 // predicted, everything back after a reload, and after a reload with the server shut down
-// (offline, from the service worker). The full suite runs in Chromium.
+// (offline, from the service worker); the project saved as a file and opened again. The full
+// suite runs in Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import puppeteer from "puppeteer-core";
 import { startServer, shutDown, tempDir, OUTPUT } from "./browser.mjs";
-import { photosOf } from "./steps.mjs";
+import { photosOf, CATCH_DOWNLOAD } from "./steps.mjs";
 
 const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 const { server, origin } = await startServer();
@@ -32,7 +33,7 @@ const ready = (page) =>
     assert.notEqual(await page.$eval("body", (b) => b.dataset.engine), "error", await page.$eval("#engine-status", (s) => s.textContent));
   });
 
-test("Firefox ESR: ready, photos, train, predict, reload, offline", { timeout: 900_000, skip: existsSync(FIREFOX) ? false : `no ${FIREFOX}` }, async () => {
+test("Firefox ESR: ready, photos, train, predict, reload, offline, save and open", { timeout: 900_000, skip: existsSync(FIREFOX) ? false : `no ${FIREFOX}` }, async () => {
   const browser = await puppeteer.launch({ browser: "firefox", executablePath: FIREFOX, headless: true, userDataDir: tempDir("firefox") });
   try {
     const page = await browser.newPage();
@@ -74,7 +75,20 @@ test("Firefox ESR: ready, photos, train, predict, reload, offline", { timeout: 9
     await page.reload();
     await ready(page);
     await settledCounts(page, [5, 5]);
-    console.log(`# firefox: ready on ${device}; 10 photos added in ${addSeconds.toFixed(1)} s; trained; a shoe called "shoes"; all back after a reload, and after one with the server shut down`);
+
+    // Save the project, and open the file again: a second project, whole.
+    await page.evaluate(CATCH_DOWNLOAD);
+    await page.click("#save-project");
+    const saved = await page.evaluate(() => Promise.race([window.fewshotSaved, new Promise((r) => setTimeout(() => r({ error: document.querySelector("#notice").textContent }), 60_000))]));
+    assert.ok(saved.base64, `the project saved: ${saved.error}`);
+    const file = join(tempDir("saved"), saved.name);
+    writeFileSync(file, Buffer.from(saved.base64, "base64"));
+    const [opener] = await page.$$("#open-project");
+    await Promise.all([page.waitForNavigation({ timeout: 120_000 }), opener.uploadFile(file)]);
+    await ready(page);
+    await settledCounts(page, [5, 5]);
+    assert.equal(await page.$$eval("#project-select option", (os) => os.length), 2, "the file opened as a second project");
+    console.log(`# firefox: ready on ${device}; 10 photos added in ${addSeconds.toFixed(1)} s; trained; a shoe called "shoes"; all back after a reload, and after one with the server shut down; saved and opened again`);
   } finally {
     await browser.close();
   }

@@ -131,3 +131,28 @@ export async function predictFile(page, path) {
   return `${await page.textContent("#verdict")} (${bars})`;
 }
 
+
+/** In the page (a function's source, for any driver): catch the next file the page offers as a
+ * download (draw.js's download(): a link clicked), as { name, base64 } in `window.fewshotSaved`
+ * (a promise), instead of saving it. Other browsers' drivers have no common download API. */
+export const CATCH_DOWNLOAD = `window.fewshotSaved = new Promise((resolve) => {
+  // The Blob behind each object URL (fetching a blob: URL is against the page's policy).
+  const blobs = new Map();
+  const create = URL.createObjectURL;
+  URL.createObjectURL = (object) => {
+    const url = create(object);
+    blobs.set(url, object);
+    return url;
+  };
+  const click = HTMLAnchorElement.prototype.click;
+  HTMLAnchorElement.prototype.click = function () {
+    if (!this.download || !blobs.has(this.href)) return click.call(this);
+    HTMLAnchorElement.prototype.click = click;
+    URL.createObjectURL = create;
+    const name = this.download;
+    const reader = new FileReader();
+    reader.onload = () => resolve({ name, base64: String(reader.result).split(",")[1] });
+    reader.readAsDataURL(blobs.get(this.href));
+  };
+});
+undefined;`; // as the last statement, so that a driver that returns the value does not wait for it

@@ -2,15 +2,17 @@
 // storage is ephemeral, as a private window's): the smoke of the whole flow. Ready (on the CPU:
 // no WebGPU adapter), photos added by the file picker and kept (as bytes: this storage refuses
 // Blobs, and the page says what a private window means), trained, a photo predicted, all back
-// after a reload. The full suite runs in Chromium.
+// after a reload and after one with the server shut down (offline). Not yet here: a project saved
+// and opened again (the file given to "Open project" was not opened; not found why). The full
+// suite runs in Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, OUTPUT } from "./browser.mjs";
+import { startServer, shutDown, OUTPUT } from "./browser.mjs";
 import { photosOf } from "./steps.mjs";
 import { webkitMissing, webkitSession } from "./webdriver.mjs";
 
-const { origin } = await startServer();
+const { server, origin } = await startServer();
 
 const countsOf = `return [...document.querySelectorAll(".class-card .count")].map((c) => c.textContent)`;
 const settled = (wk, expected) =>
@@ -26,7 +28,7 @@ const ready = async (wk) => {
   return engine;
 };
 
-test("WebKit (Safari's engine), a private window's storage: ready, photos, train, predict, reload", { timeout: 900_000, skip: webkitMissing() ?? false }, async () => {
+test("WebKit (Safari's engine), a private window's storage: ready, photos, train, predict, reload, offline", { timeout: 900_000, skip: webkitMissing() ?? false }, async () => {
   const wk = await webkitSession();
   try {
     await wk.url(`${origin}/`);
@@ -57,7 +59,16 @@ test("WebKit (Safari's engine), a private window's storage: ready, photos, train
     await ready(wk);
     await settled(wk, [5, 5]);
     assert.ok(await wk.script(`return !document.querySelector("#results").hidden`), "the model after a reload");
-    console.log(`# webkit: ready on ${device}; 10 photos added in ${addSeconds.toFixed(1)} s; trained; a shoe called "shoes"; all back after a reload; said: "${notice.slice(0, 100)}"`);
+
+    // Offline: the service worker keeps every file after the first visit.
+    await wk.waitFor(`return document.body.dataset.offline === "ready"`, "the files kept for offline use");
+    await shutDown(server);
+    await wk.script(`location.reload()`);
+    await new Promise((r) => setTimeout(r, 500));
+    await ready(wk);
+    await settled(wk, [5, 5]);
+
+    console.log(`# webkit: ready on ${device}; 10 photos added in ${addSeconds.toFixed(1)} s; trained; a shoe called "shoes"; all back after a reload, and after one with the server shut down; said: "${notice.slice(0, 100)}"`);
   } finally {
     await wk.close();
   }
