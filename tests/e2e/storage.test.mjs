@@ -104,6 +104,13 @@ test("storage full: said, nothing kept is lost, and the engine still starts", { 
   }
 });
 
+/** Save the project (the page's Save project) and count the photos in the file. */
+async function savedPhotos(page) {
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), page.click("#save-project")]);
+  const saved = unzipSync(new Uint8Array(readFileSync(await download.path())));
+  return Object.keys(saved).filter((f) => f.startsWith("photos/")).length;
+}
+
 // WebKit's storage in a private window (and in its automation sessions) refuses a Blob ("Error
 // preparing Blob/File data to be stored in object store") and keeps an ArrayBuffer. Chromium's
 // IndexedDB is made to refuse a photo record that holds a Blob the same way: the photos must be
@@ -136,9 +143,7 @@ test("a storage that refuses Blobs, as WebKit's in a private window: photos kept
       .catch(() => assert.fail("the thumbnails of the photos kept as bytes are shown"));
     assert.match(await trainAndWait(page), /^Trained/);
     assert.match(await predictFile(page, photosOf("test", "hat", 1)[0]), /“hat”/);
-    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), page.click("#save-project")]);
-    const saved = unzipSync(new Uint8Array(readFileSync(await download.path())));
-    assert.equal(Object.keys(saved).filter((f) => f.startsWith("photos/")).length, 8, "every photo in the saved project");
+    assert.equal(await savedPhotos(page), 8, "every photo in the saved project");
     console.log("# storage refusing Blobs: 8 photos kept as bytes, shown after a reload, trained, predicted, saved");
   } finally {
     await context.close();
@@ -159,9 +164,7 @@ test("a private window in Chromium: teach, train, predict, reload, save", { time
     await page.reload();
     await ready(page);
     assert.deepEqual(await settled(page, [4, 4]), [4, 4], "every photo after a reload");
-    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), page.click("#save-project")]);
-    const saved = unzipSync(new Uint8Array(readFileSync(await download.path())));
-    assert.equal(Object.keys(saved).filter((f) => f.startsWith("photos/")).length, 8, "every photo in the saved project");
+    assert.equal(await savedPhotos(page), 8, "every photo in the saved project");
     console.log("# private window (Chromium): 8 photos, trained, predicted, all back after a reload, saved");
   } finally {
     await context.close();
