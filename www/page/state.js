@@ -75,7 +75,7 @@ export function newId() {
 }
 
 /** A setting's row of the engine's schema. */
-export const settingRow = (s, key) => s.schema?.find((row) => row.key === key);
+const settingRow = (s, key) => s.schema?.find((row) => row.key === key);
 
 /** A setting: what the person chose, else the engine's default. */
 export function setting(s, key) {
